@@ -1,0 +1,12 @@
+"""milr: maximal initial learning rates of deep ReLU networks.
+
+A small library for measuring η* — the largest constant SGD learning rate at which a freshly
+initialised network reaches a threshold validation accuracy within a few epochs — and the
+sharpness λ1 at initialisation, as in Iyer, Hanin & Rolnick (ICML 2023).
+"""
+
+__version__ = "0.1.0"
+
+
+class MilrError(Exception):
+    """A problem the user can fix (bad input, missing data); the CLI prints it as one line."""
