@@ -141,12 +141,12 @@ def fit_tables(eta: pd.DataFrame, sharpness: pd.DataFrame, options: FitOptions) 
     for quantity, table, keys in jobs:
         if table.empty:
             continue
-        for key, group in table.groupby(keys, sort=True):
+        for key, group in table.groupby(keys, sort=True, dropna=False):
             key = key if isinstance(key, tuple) else (key,)
             labels = dict(zip(keys, key, strict=True))
             chosen, dropped = select_points(group, options)
             row = {"quantity": quantity, "dataset": labels["dataset"]}
-            row["variant"] = labels.get("variant", "")
+            row["variant"] = labels.get("variant", "") if pd.notna(labels.get("variant")) else ""
             row["threshold"] = labels.get("threshold", math.nan)
             try:
                 fit = fit_power_law(

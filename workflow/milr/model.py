@@ -54,8 +54,9 @@ def build_model(
 ) -> ReLUMLP:
     """A freshly initialised network on ``device``; weights are drawn on the CPU, so every
     device starts from the same numbers."""
-    model = kaiming_init_(ReLUMLP(in_dim, width, depth, num_classes), seed)
-    return model.to(device)
+    with torch.random.fork_rng(devices=[]):  # nn.Linear's own init draws from the global RNG
+        model = ReLUMLP(in_dim, width, depth, num_classes)
+    return kaiming_init_(model, seed).to(device)
 
 
 def param_groups(model: ReLUMLP, lr: float, input_lr_scale: float) -> list[dict]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import time
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -76,7 +77,9 @@ def top_eigenvalue(
         # PyHessian moves data with .cuda(), i.e. to the current device: make it ours.
         if device.type == "cuda":
             torch.cuda.set_device(device)
-        engine = hessian(work, F.cross_entropy, data=(x, y), cuda=device.type == "cuda")
+        with warnings.catch_warnings():  # PyHessian's backward(create_graph=True) warns
+            warnings.simplefilter("ignore", UserWarning)
+            engine = hessian(work, F.cross_entropy, data=(x, y), cuda=device.type == "cuda")
         eigenvalues, _ = engine.eigenvalues(maxIter=max_iter, tol=tol, top_n=1)
     return float(eigenvalues[0])
 

@@ -80,7 +80,10 @@ def train_probe(
     start = time.perf_counter()
     device = data.x_train.device
     opt = torch.optim.SGD(
-        param_groups(model, lr, settings.input_lr_scale), lr=lr, momentum=settings.momentum
+        param_groups(model, lr, settings.input_lr_scale),
+        lr=lr,
+        momentum=settings.momentum,
+        foreach=True,  # one multi-tensor update per step: measured faster on CPU and GPU
     )
     gen = shuffle_generator(seed)
     n = len(data.x_train)
@@ -90,14 +93,11 @@ def train_probe(
     for epoch in range(1, settings.epochs + 1):
         record.epochs_run = epoch
         order = torch.randperm(n, generator=gen).to(device)
-        xs, ys = data.x_train[order], data.y_train[order]
         nonfinite = torch.zeros((), dtype=torch.bool, device=device)
         model.train()
         for step, begin in enumerate(range(0, n, settings.batch_size), start=1):
-            loss = F.cross_entropy(
-                model(xs[begin : begin + settings.batch_size]),
-                ys[begin : begin + settings.batch_size],
-            )
+            batch = order[begin : begin + settings.batch_size]
+            loss = F.cross_entropy(model(data.x_train[batch]), data.y_train[batch])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -1,0 +1,38 @@
+# milr: `make demo` runs the CPU preset end to end; `make test` runs the test suite.
+# Both create .venv and install the pinned project into it when it is missing or stale.
+
+VENV    ?= .venv
+PYTHON  ?= python3
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+CORES   ?= 2
+
+.PHONY: install demo test test-fast lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) --configfile presets/quick.yaml --profile profiles/default
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check workflow tests bench
+	$(BIN)/ruff format --check workflow tests bench
+	$(BIN)/snakefmt --check Snakefile workflow/rules
+	$(BIN)/snakemake --lint --configfile presets/quick.yaml
+
+bench: $(STAMP)
+	$(BIN)/python bench/trainer.py
+
+clean:
+	rm -rf results .snakemake

@@ -1,0 +1,88 @@
+"""The command line: one-line rejections with exit 2, and a real run end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from milr.cli import main
+
+BISECT = ["bisect", "--dataset", "gaussian", "--depth", "2", "--width", "16", "--threshold", "0.8"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["bisect", "--dataset", "gaussian", "--depth", "0", "--width", "8", "--threshold", "0.8",
+          "--upper", "1"], "--depth: must be >= 1"),
+        (["bisect", "--dataset", "gaussian", "--depth", "2", "--width", "-3", "--threshold",
+          "0.8", "--upper", "1"], "--width: must be >= 1"),
+        ([*BISECT[:-1], "1.5", "--upper", "1"], "--threshold: must lie in (0, 1]"),
+        ([*BISECT[:-1], "0", "--upper", "1"], "--threshold: must lie in (0, 1]"),
+        ([*BISECT, "--upper", "1", "--lower", "1"], "need upper > lower"),
+        ([*BISECT, "--upper", "0"], "--upper: must be a positive number"),
+        (["bisect", "--dataset", "imagenet", "--depth", "2", "--width", "8", "--threshold",
+          "0.8", "--upper", "1"], "invalid choice: 'imagenet'"),
+        ([*BISECT, "--upper", "1", "--data", "/nonexistent/g.pt"], "does not exist"),
+        (["fit", "--eta", "/nope.csv", "--sharpness", "/nope.csv", "--out", "f.csv"],
+         "does not exist"),
+        (["bisect", "--dataset", "mnist", "--depth", "2", "--width", "8", "--threshold", "0.9",
+          "--upper", "1", "--device", "cpu"], "--data is required for mnist"),
+    ],
+)  # fmt: skip
+def test_bad_arguments_give_one_line_and_exit_2(argv, needle, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        code = main(argv)
+        raise SystemExit(code)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("milr: error:") and needle in err
+
+
+def test_bisect_then_aggregate_then_fit(tmp_path, capsys):
+    results = []
+    for depth, width in ((1, 8), (2, 16), (3, 32)):
+        out = tmp_path / "bisect" / f"d{depth}-w{width}-s0.json"
+        code = main([
+            "bisect", "--dataset", "gaussian", "--gaussian-dim", "8", "--depth", str(depth),
+            "--width", str(width), "--threshold", "0.8", "--upper", "4", "--iterations", "3",
+            "--epochs", "2", "--device", "cpu", "--out", str(out),
+        ])  # fmt: skip
+        assert code == 0
+        assert "eta* = " in capsys.readouterr().out
+        doc = json.loads(out.read_text())
+        assert doc["inputs"]["depth"] == depth and len(doc["probes"]) == 3
+        assert out.with_name(out.name + ".journal.jsonl").exists()
+        results.append(str(out))
+        sharp = tmp_path / "sharpness" / f"d{depth}-w{width}-s0.json"
+        assert main([
+            "sharpness", "--dataset", "gaussian", "--gaussian-dim", "8", "--depth", str(depth),
+            "--width", str(width), "--samples", "200", "--device", "cpu", "--out", str(sharp),
+        ]) == 0  # fmt: skip
+        results.append(str(sharp))
+    eta_csv, sharp_csv = tmp_path / "eta.csv", tmp_path / "sharp.csv"
+    missing = str(tmp_path / "bisect" / "d4-w64-s0.json")
+    argv = ["aggregate", "--eta-out", str(eta_csv), "--sharpness-out", str(sharp_csv)]
+    assert main([*argv, "--allow-missing", *results, missing]) == 0
+    eta = pd.read_csv(eta_csv)
+    assert len(eta) == 4 and (eta.status == "missing").sum() == 1
+    assert eta.loc[eta.status == "missing", "depth_width"].item() == 256
+    assert main([*argv, *results, missing]) == 2  # without --allow-missing it is an error
+    fits = tmp_path / "fits.csv"
+    assert main(["fit", "--eta", str(eta_csv), "--sharpness", str(sharp_csv), "--out",
+                 str(fits), "--bootstrap", "50"]) == 0  # fmt: skip
+    table = pd.read_csv(fits)
+    assert set(table.quantity) == {"eta_star", "lambda1"}
+
+
+def test_python_dash_m_runs_the_cli(root):
+    env = {**os.environ, "PYTHONPATH": str(root / "workflow")}
+    out = subprocess.run(
+        [sys.executable, "-m", "milr", "--version"], capture_output=True, text=True, env=env
+    )
+    assert out.returncode == 0 and out.stdout.startswith("milr ")

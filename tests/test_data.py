@@ -1,0 +1,128 @@
+"""Datasets: the Gaussian task, MNIST through torchvision on hand-made IDX files, the cache
+layer (which the CIFAR-10 path uses), and the one-line errors for offline and corrupt data."""
+
+from __future__ import annotations
+
+import struct
+import urllib.error
+
+import numpy as np
+import pytest
+import torch
+from milr import MilrError
+from milr.data import (
+    GaussianSpec,
+    cache_payload,
+    load_cache,
+    make_gaussian,
+    payload_to_dataset,
+    prepare,
+    save_cache,
+)
+
+
+def write_idx(path, array: np.ndarray) -> None:
+    """IDX as LeCun's MNIST files are: magic (ubyte, ndim), big-endian dims, raw bytes."""
+    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def fake_mnist(root, n_train=50, n_val=20, seed=0):
+    rng = np.random.default_rng(seed)
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for prefix, n in (("train", n_train), ("t10k", n_val)):
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", rng.integers(0, 10, n))
+    return raw
+
+
+def test_gaussian_is_determined_by_its_seed_and_sized_as_the_paper():
+    a, b = make_gaussian(GaussianSpec(), 7), make_gaussian(GaussianSpec(), 7)
+    assert torch.equal(a["x_train"], b["x_train"])
+    assert a["x_train"].shape == (18_000, 32) and a["x_val"].shape == (2_000, 32)
+    assert torch.bincount(a["y_train"]).tolist() == [9000, 9000]
+    assert not torch.equal(make_gaussian(GaussianSpec(), 8)["x_train"], a["x_train"])
+
+
+def test_gaussian_bayes_accuracy_matches_a_linear_probe():
+    spec = GaussianSpec(dim=8, mahalanobis=2.0, train_per_class=20_000, val_per_class=5_000)
+    data = payload_to_dataset(make_gaussian(spec, 0))
+    x = torch.cat([data.x_train, torch.ones(len(data.x_train), 1)], 1).double()
+    target = data.y_train.double() * 2 - 1
+    w = torch.linalg.lstsq(x, target.unsqueeze(1)).solution  # LDA direction, up to scale
+    xv = torch.cat([data.x_val, torch.ones(len(data.x_val), 1)], 1).double()
+    acc = float(((xv @ w).squeeze(1) > 0).long().eq(data.y_val).double().mean())
+    assert acc == pytest.approx(spec.bayes_accuracy(), abs=0.015)
+
+
+def test_mnist_through_torchvision_on_hand_made_idx_files(tmp_path):
+    fake_mnist(tmp_path / "raw")
+    out = tmp_path / "mnist.pt"
+    info = prepare("mnist", out, tmp_path / "raw")
+    assert info["validation"] == "official test split"
+    data = load_cache(out)
+    assert data.x_train.shape == (50, 784) and data.x_val.shape == (20, 784)
+    assert data.x_train.dtype == torch.float32 and data.num_classes == 10
+    assert abs(float(data.x_train.mean())) < 1e-4
+    assert float(data.x_train.std()) == pytest.approx(1.0, rel=1e-3)
+    stored = torch.load(out, weights_only=True)
+    assert stored["x_train"].dtype == torch.uint8  # compact on disk
+
+
+def test_offline_download_is_one_clear_line(tmp_path, monkeypatch):
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr("torchvision.datasets.mnist.download_and_extract_archive", offline)
+    with pytest.raises(MilrError) as err:
+        prepare("mnist", tmp_path / "m.pt", tmp_path / "raw")
+    message = str(err.value)
+    assert "\n" not in message
+    assert "could not download mnist" in message and str(tmp_path / "raw") in message
+    assert "train-images-idx3" in message or "images-idx3" in message
+
+
+def test_cifar_offline_names_the_archive(tmp_path, monkeypatch):
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr("torchvision.datasets.cifar.download_and_extract_archive", offline)
+    with pytest.raises(MilrError, match="cifar-10-python.tar.gz"):
+        prepare("cifar10", tmp_path / "c.pt", tmp_path / "raw")
+
+
+def test_truncated_idx_file_is_reported_as_corrupt(tmp_path):
+    raw = fake_mnist(tmp_path / "raw")
+    images = raw / "train-images-idx3-ubyte"
+    images.write_bytes(images.read_bytes()[:1000])
+    with pytest.raises(MilrError, match="corrupt or truncated"):
+        prepare("mnist", tmp_path / "m.pt", tmp_path / "raw")
+
+
+def test_cache_layer_with_three_channels(tmp_path):
+    """The CIFAR-10 path: uint8 NCHW arrays -> per-channel statistics -> compact cache."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (40, 3, 4, 4), generator=gen, dtype=torch.uint8)
+    x[:, 0] //= 4  # channels with different scales
+    y = torch.randint(0, 10, (40,), generator=gen)
+    payload = cache_payload("cifar10", x[:30], y[:30], x[30:], y[30:], 10, channels=3)
+    save_cache(payload, tmp_path / "c.pt")
+    data = load_cache(tmp_path / "c.pt")
+    per_channel = data.x_train.view(30, 3, 16)
+    assert torch.allclose(per_channel.mean(dim=(0, 2)), torch.zeros(3), atol=1e-5)
+    assert torch.allclose(per_channel.std(dim=(0, 2)), torch.ones(3), atol=1e-2)
+    assert data.x_val.shape == (10, 48)
+
+
+def test_truncated_cache_file_is_one_clear_line(tmp_path):
+    path = tmp_path / "g.pt"
+    save_cache(make_gaussian(GaussianSpec(dim=4, train_per_class=10, val_per_class=5), 0), path)
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(MilrError, match="corrupt or truncated.*milr prepare"):
+        load_cache(path)
+
+
+def test_unknown_dataset_is_rejected(tmp_path):
+    with pytest.raises(MilrError, match="unknown dataset"):
+        prepare("imagenet", tmp_path / "x.pt", tmp_path)
