@@ -7,6 +7,9 @@ sharpness λ1 at initialisation, as in Iyer, Hanin & Rolnick (ICML 2023).
 
 __version__ = "0.1.0"
 
+# The datasets the package knows; the names used in paths, configs and the CLI.
+DATASETS = ("gaussian", "mnist", "cifar10")
+
 
 class MilrError(Exception):
     """A problem the user can fix (bad input, missing data); the CLI prints it as one line."""

@@ -12,8 +12,7 @@ import math
 import sys
 from pathlib import Path
 
-from milr import MilrError, __version__
-from milr.data import DATASETS
+from milr import DATASETS, MilrError, __version__
 
 log = logging.getLogger("milr")
 EXIT_USAGE = 2
@@ -91,12 +90,21 @@ def add_device(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gpu-lock-dir", type=Path, default=None)
 
 
-def add_architecture(parser: argparse.ArgumentParser) -> None:
+def add_architecture(parser: argparse.ArgumentParser, several_seeds: bool = False) -> None:
     parser.add_argument("--dataset", choices=DATASETS, required=True)
     parser.add_argument("--data", type=existing_file, help="cache file from 'milr prepare'")
     parser.add_argument("--depth", type=positive_int, required=True, help="hidden layers")
     parser.add_argument("--width", type=positive_int, required=True)
-    parser.add_argument("--seed", type=nonnegative_int, default=0)
+    if several_seeds:
+        parser.add_argument(
+            "--seed",
+            type=nonnegative_int,
+            nargs="+",
+            default=[0],
+            help="one or more seeds; several are searched together, one result file each",
+        )
+    else:
+        parser.add_argument("--seed", type=nonnegative_int, default=0)
 
 
 def add_gaussian(parser: argparse.ArgumentParser) -> None:
@@ -119,8 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("--no-download", action="store_true")
     add_gaussian(prep)
 
-    bis = sub.add_parser("bisect", help="search η* for one architecture and seed")
-    add_architecture(bis)
+    bis = sub.add_parser("bisect", help="search η* for one architecture and seed(s)")
+    add_architecture(bis, several_seeds=True)
     add_gaussian(bis)
     bis.add_argument("--threshold", type=threshold, required=True, help="target val accuracy t")
     bis.add_argument("--upper", type=positive_float, required=True, help="bracket top u")
@@ -133,10 +141,15 @@ def build_parser() -> argparse.ArgumentParser:
     bis.add_argument("--method", choices=("bisect", "kary"), default="bisect")
     bis.add_argument("--k", type=positive_int, default=8, help="probes per round (kary)")
     bis.add_argument("--scale", choices=("linear", "geometric"), default="linear")
-    bis.add_argument("--trainer", choices=("plain",), default="plain")
+    bis.add_argument("--trainer", choices=("plain", "batched", "auto"), default="plain")
     bis.add_argument("--variant", default="", help="label of the input-layer LR variant")
-    bis.add_argument("--journal", type=Path, help="resume file (default: <out>.journal.jsonl)")
-    bis.add_argument("--out", type=Path, help="result JSON (default: print only)")
+    bis.add_argument(
+        "--journal",
+        type=Path,
+        nargs="+",
+        help="resume file per seed (default: <out>.journal.jsonl)",
+    )
+    bis.add_argument("--out", type=Path, nargs="+", help="result JSON per seed (default: print)")
     add_device(bis)
 
     sharp = sub.add_parser("sharpness", help="λ1 at initialisation for one architecture")
@@ -162,6 +175,16 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--max-relative-bracket", type=positive_float, default=math.inf)
     fit.add_argument("--bootstrap", type=positive_int, default=2000)
     fit.add_argument("--seed", type=nonnegative_int, default=0)
+
+    figure = sub.add_parser("figure", help="draw one paper figure from the tables")
+    figure.add_argument("name", help="figure name (see milr.figures.FIGURES)")
+    figure.add_argument("--eta", type=existing_file, required=True)
+    figure.add_argument("--sharpness", type=existing_file, required=True)
+    figure.add_argument("--fits", type=existing_file, required=True)
+    figure.add_argument("--spec", required=True, help="JSON: thresholds, variants, ratio, sweep")
+    figure.add_argument("--png", type=Path, required=True)
+    figure.add_argument("--pdf", type=Path, required=True)
+    figure.add_argument("--caption", type=Path, required=True)
     return parser
 
 
@@ -210,47 +233,66 @@ def cmd_prepare(args: argparse.Namespace) -> None:
     print(f"{args.dataset}: cached in {args.out} ({info})")
 
 
+def _per_seed(paths: list[Path] | None, seeds: list[int], flag: str) -> list[Path | None]:
+    if paths is None:
+        return [None] * len(seeds)
+    if len(paths) != len(seeds):
+        raise MilrError(
+            f"{flag} needs one path per --seed ({len(seeds)} seeds, {len(paths)} paths)"
+        )
+    return list(paths)
+
+
 def cmd_bisect(args: argparse.Namespace) -> None:
     from milr.io import write_json
-    from milr.search import SearchInputs, SearchSpec, measure_eta_star
+    from milr.search import SearchInputs, SearchSpec, measure_eta_star_seeds
 
-    # Validate the bracket before any data is touched.
+    # Validate everything cheap before any data is touched.
     SearchSpec(args.upper, args.iterations, args.lower, args.method, args.k, args.scale)
+    if len(set(args.seed)) != len(args.seed):
+        raise MilrError(f"--seed lists a seed twice: {args.seed}")
+    outs = _per_seed(args.out, args.seed, "--out")
+    journals = _per_seed(args.journal, args.seed, "--journal")
+    journals = [
+        j or (o.with_name(o.name + ".journal.jsonl") if o else None)
+        for j, o in zip(journals, outs, strict=True)
+    ]
     device = resolve_device(args.device, args.gpu_lock_dir)
     set_threads(args)
     data = load_dataset(args, device)
-    inputs = SearchInputs(
-        dataset=args.dataset,
-        depth=args.depth,
-        width=args.width,
-        seed=args.seed,
-        threshold=args.threshold,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        upper=args.upper,
-        lower=args.lower,
-        iterations=args.iterations,
-        input_lr_scale=args.input_lr_scale,
-        momentum=args.momentum,
-        method=args.method,
-        k=args.k,
-        scale=args.scale,
-        trainer=args.trainer,
-        variant=args.variant,
-    )
-    journal = args.journal or (
-        args.out.with_name(args.out.name + ".journal.jsonl") if args.out else None
-    )
-    result = measure_eta_star(inputs, data, journal)
-    if args.out:
-        write_json(args.out, result)
-    flags = " (no probe succeeded)" if result.no_success else ""
-    flags += " (upper bound u never failed: raise --upper)" if result.hit_upper_bound else ""
-    print(
-        f"eta* = {result.eta_star:.6g}  bracket [{result.bracket_low:.6g}, "
-        f"{result.bracket_high:.6g}]  {len(result.probes)} probes, "
-        f"{result.wall_time_s:.1f} s on {device}{flags}"
-    )
+    inputs = [
+        SearchInputs(
+            dataset=args.dataset,
+            depth=args.depth,
+            width=args.width,
+            seed=seed,
+            threshold=args.threshold,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            upper=args.upper,
+            lower=args.lower,
+            iterations=args.iterations,
+            input_lr_scale=args.input_lr_scale,
+            momentum=args.momentum,
+            method=args.method,
+            k=args.k,
+            scale=args.scale,
+            trainer=args.trainer,
+            variant=args.variant,
+        )
+        for seed in args.seed
+    ]
+    results = measure_eta_star_seeds(inputs, data, journals)
+    for result, out in zip(results, outs, strict=True):
+        if out:
+            write_json(out, result)
+        flags = " (no probe succeeded)" if result.no_success else ""
+        flags += " (upper bound u never failed: raise --upper)" if result.hit_upper_bound else ""
+        print(
+            f"seed {result.inputs.seed}: eta* = {result.eta_star:.6g}  bracket "
+            f"[{result.bracket_low:.6g}, {result.bracket_high:.6g}]  {len(result.probes)} probes, "
+            f"{result.wall_time_s:.1f} s on {device}{flags}"
+        )
 
 
 def cmd_sharpness(args: argparse.Namespace) -> None:
@@ -309,12 +351,37 @@ def cmd_fit(args: argparse.Namespace) -> None:
     print(f"{len(fits)} fits written to {args.out}")
 
 
+def cmd_figure(args: argparse.Namespace) -> None:
+    import json
+
+    import pandas as pd
+
+    from milr.figures import FIGURES, FigureSpec, draw, save
+
+    if args.name not in FIGURES:
+        raise MilrError(f"unknown figure {args.name!r}; choose one of {', '.join(FIGURES)}")
+    try:
+        spec = FigureSpec.from_json(args.spec)
+    except (json.JSONDecodeError, TypeError) as err:
+        raise MilrError(f"--spec is not a valid figure spec ({err})") from err
+    drawn = draw(
+        args.name,
+        pd.read_csv(args.eta),
+        pd.read_csv(args.sharpness),
+        pd.read_csv(args.fits),
+        spec,
+    )
+    save(drawn, args.png, args.pdf, args.caption)
+    print(f"{args.name}: {args.png} ({drawn.caption[:80]}...)")
+
+
 COMMANDS = {
     "prepare": cmd_prepare,
     "bisect": cmd_bisect,
     "sharpness": cmd_sharpness,
     "aggregate": cmd_aggregate,
     "fit": cmd_fit,
+    "figure": cmd_figure,
 }
 
 

@@ -20,10 +20,9 @@ from typing import Any
 
 import torch
 
-from milr import MilrError
+from milr import DATASETS, MilrError
 from milr.io import write_atomic
 
-DATASETS = ("gaussian", "mnist", "cifar10")
 CACHE_FORMAT = 1
 
 # Files a user can place by hand when the machine has no network.

@@ -150,48 +150,90 @@ class Journal:
         self.records.append(record)
 
 
+class BracketSearch:
+    """The state of one search: bracket, rounds done, probes so far."""
+
+    def __init__(self, spec: SearchSpec, journal: Journal | None = None) -> None:
+        self.spec = spec
+        self.journal = journal
+        self.low, self.high = spec.lower, spec.upper
+        self.rounds = 0
+        self.probes: list[TrainRecord] = []
+        self.resumed = 0
+
+    @property
+    def done(self) -> bool:
+        return self.rounds >= self.spec.iterations
+
+    def next_points(self) -> list[float]:
+        return probe_points(self.low, self.high, self.spec.points_per_round, self.spec.scale)
+
+    def known(self, lr: float) -> TrainRecord | None:
+        return self.journal.find(lr) if self.journal else None
+
+    def update(self, records: list[TrainRecord]) -> None:
+        self.probes.extend(records)
+        self.low, self.high = update_bracket(self.low, self.high, records)
+        self.rounds += 1
+        log.info(
+            "round %d/%d: %s -> bracket [%.6g, %.6g]",
+            self.rounds,
+            self.spec.iterations,
+            ", ".join(f"{r.lr:.6g}:{'ok' if r.success else 'fail'}" for r in records),
+            self.low,
+            self.high,
+        )
+
+    def outcome(self) -> SearchOutcome:
+        any_success = any(p.success for p in self.probes)
+        return SearchOutcome(
+            eta_star=self.low if any_success else 0.0,
+            bracket_low=self.low,
+            bracket_high=self.high,
+            probes=self.probes,
+            no_success=not any_success,
+            hit_upper_bound=any_success and self.high == self.spec.upper,
+            resumed_probes=self.resumed,
+        )
+
+
+def search_lockstep(
+    searches: dict[int, BracketSearch], probe: Callable[[Sequence[tuple[int, float]]], list]
+) -> dict[int, SearchOutcome]:
+    """Advance several searches (one per seed) round by round; each round's new probes of every
+    search go to ``probe`` in one call, so a batched trainer trains them together."""
+    while not all(s.done for s in searches.values()):
+        planned: dict[int, list[tuple[float, TrainRecord | None]]] = {}
+        todo: list[tuple[int, float]] = []
+        for key, state in searches.items():
+            if state.done:
+                continue
+            planned[key] = [(lr, state.known(lr)) for lr in state.next_points()]
+            todo += [(key, lr) for lr, rec in planned[key] if rec is None]
+        fresh = iter(probe(todo) if todo else [])
+        for key, points in planned.items():
+            state = searches[key]
+            records = []
+            for _, record in points:
+                if record is None:
+                    record = next(fresh)
+                    if state.journal:
+                        state.journal.append(record)
+                else:
+                    state.resumed += 1
+                records.append(record)
+            state.update(records)
+    return {key: state.outcome() for key, state in searches.items()}
+
+
 def search(
     probe_many: ProbeMany, spec: SearchSpec, journal: Journal | None = None
 ) -> SearchOutcome:
-    """Run the bracketing search; ``probe_many`` trains at each given rate and returns records."""
-    low, high = spec.lower, spec.upper
-    probes: list[TrainRecord] = []
-    resumed = 0
-    for round_index in range(1, spec.iterations + 1):
-        lrs = probe_points(low, high, spec.points_per_round, spec.scale)
-        known = {lr: journal.find(lr) for lr in lrs} if journal else {lr: None for lr in lrs}
-        todo = [lr for lr, rec in known.items() if rec is None]
-        fresh = iter(probe_many(todo)) if todo else iter(())
-        records = []
-        for lr in lrs:
-            record = known[lr]
-            if record is None:
-                record = next(fresh)
-                if journal:
-                    journal.append(record)
-            else:
-                resumed += 1
-            records.append(record)
-        probes.extend(records)
-        low, high = update_bracket(low, high, records)
-        log.info(
-            "round %d/%d: %s -> bracket [%.6g, %.6g]",
-            round_index,
-            spec.iterations,
-            ", ".join(f"{r.lr:.6g}:{'ok' if r.success else 'fail'}" for r in records),
-            low,
-            high,
-        )
-    any_success = any(p.success for p in probes)
-    return SearchOutcome(
-        eta_star=low if any_success else 0.0,
-        bracket_low=low,
-        bracket_high=high,
-        probes=probes,
-        no_success=not any_success,
-        hit_upper_bound=any_success and high == spec.upper,
-        resumed_probes=resumed,
+    """Run one bracketing search; ``probe_many`` trains at each given rate and returns records."""
+    outcomes = search_lockstep(
+        {0: BracketSearch(spec, journal)}, lambda pairs: probe_many([lr for _, lr in pairs])
     )
+    return outcomes[0]
 
 
 @dataclass(frozen=True)
@@ -271,24 +313,46 @@ def measure_eta_star(
     inputs: SearchInputs, data: Dataset, journal_path: str | os.PathLike | None = None
 ) -> SearchResult:
     """η* for one architecture and seed: build the seeded network once, search, record."""
+    return measure_eta_star_seeds([inputs], data, [journal_path])[0]
+
+
+def measure_eta_star_seeds(
+    inputs: Sequence[SearchInputs],
+    data: Dataset,
+    journal_paths: Sequence[str | os.PathLike | None],
+) -> list[SearchResult]:
+    """η* for several seeds of one architecture, searched in lockstep: every round's probes of
+    all seeds are trained in one call (one stacked model with the batched trainer). Each seed's
+    result is what a separate job with that seed would produce."""
     from milr.model import build_model
     from milr.train import TrainSettings, make_prober
 
+    first = inputs[0]
+    shared = {f: v for f, v in first.__dict__.items() if f != "seed"}
+    for item in inputs[1:]:
+        if {f: v for f, v in item.__dict__.items() if f != "seed"} != shared:
+            raise ValueError("seeds searched together must share every other input")
     start = time.perf_counter()
     device = data.x_train.device
     settings = TrainSettings(
-        threshold=inputs.threshold,
-        epochs=inputs.epochs,
-        batch_size=inputs.batch_size,
-        input_lr_scale=inputs.input_lr_scale,
-        momentum=inputs.momentum,
+        threshold=first.threshold,
+        epochs=first.epochs,
+        batch_size=first.batch_size,
+        input_lr_scale=first.input_lr_scale,
+        momentum=first.momentum,
     )
-    init = build_model(
-        data.in_dim, inputs.width, inputs.depth, data.num_classes, inputs.seed, str(device)
-    )
-    prober = make_prober(init, data, settings, inputs.seed, inputs.trainer)
-    journal = Journal(journal_path, key=to_jsonable(inputs)) if journal_path else None
-    outcome = search(prober, inputs.spec, journal)
-    return SearchResult.build(
-        inputs, outcome, time.perf_counter() - start, Provenance.collect(str(device))
-    )
+    inits = {
+        item.seed: build_model(
+            data.in_dim, first.width, first.depth, data.num_classes, item.seed, str(device)
+        )
+        for item in inputs
+    }
+    prober = make_prober(inits, data, settings, first.trainer)
+    searches = {
+        item.seed: BracketSearch(item.spec, Journal(path, key=to_jsonable(item)) if path else None)
+        for item, path in zip(inputs, journal_paths, strict=True)
+    }
+    outcomes = search_lockstep(searches, prober)
+    elapsed = (time.perf_counter() - start) / len(inputs)
+    provenance = Provenance.collect(str(device))
+    return [SearchResult.build(item, outcomes[item.seed], elapsed, provenance) for item in inputs]

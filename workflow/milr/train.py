@@ -121,17 +121,104 @@ def train_probe(
     return record
 
 
-TRAINERS = ("plain",)
+TRAINERS = ("plain", "batched", "auto")
+
+# A probe request: (seed, learning rate); the seed picks the initial network and data order.
+Probe = tuple[int, float]
+Prober = Callable[[Sequence[Probe]], list[TrainRecord]]
+
+
+def _plain(
+    inits: dict[int, ReLUMLP], data: Dataset, settings: TrainSettings, probes: Sequence[Probe]
+) -> list[TrainRecord]:
+    return [
+        train_probe(copy.deepcopy(inits[seed]), data, lr, settings, seed) for seed, lr in probes
+    ]
+
+
+def _batched(
+    inits: dict[int, ReLUMLP], data: Dataset, settings: TrainSettings, probes: Sequence[Probe]
+) -> list[TrainRecord]:
+    from milr.batched import Member, train_batched
+
+    return train_batched([Member(inits[s], lr, s) for s, lr in probes], data, settings)
+
+
+def _step_time(run: Callable[[], object], repeats: int = 3) -> float:
+    run()  # warm-up: allocator, kernels
+    start = time.perf_counter()
+    for _ in range(repeats):
+        run()
+    return (time.perf_counter() - start) / repeats
+
+
+def batching_pays(init: ReLUMLP, data: Dataset, k: int, steps: int = 4) -> bool:
+    """Measure, on this machine and architecture, whether one stacked step of k networks beats
+    k plain steps (a few steps each, on the real data), instead of guessing from the size."""
+    from milr.batched import Member, StackedMLP, _masked_sgd
+
+    device = data.x_train.device
+    x, y = data.x_train[: 128 * steps], data.y_train[: 128 * steps]
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    plain = copy.deepcopy(init)
+    opt = torch.optim.SGD(plain.parameters(), lr=1e-6, foreach=True)
+
+    def plain_steps() -> None:
+        for i in range(steps):
+            loss = F.cross_entropy(plain(x[i * 128 : (i + 1) * 128]), y[i * 128 : (i + 1) * 128])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        sync()
+
+    stack = StackedMLP([Member(init, 1e-6, 0).init] * k)
+    rates = [torch.full((k,), 1e-6, device=device)] * len(stack.weights)
+    mask = torch.ones(k, dtype=torch.bool, device=device)
+
+    def stacked_steps() -> None:
+        for i in range(steps):
+            xb = x[i * 128 : (i + 1) * 128].unsqueeze(0).expand(k, -1, -1)
+            logits = stack.forward(xb)
+            loss = F.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]), y[i * 128 : (i + 1) * 128].repeat(k)
+            )
+            grads = torch.autograd.grad(loss * k, stack.parameters())
+            _masked_sgd(stack, grads, rates, mask)
+        sync()
+
+    plain_s, stacked_s = _step_time(plain_steps), _step_time(stacked_steps)
+    log.info(
+        "auto trainer: %d plain runs %.2f ms/step vs stacked %.2f ms/step -> %s",
+        k,
+        1e3 * k * plain_s / steps,
+        1e3 * stacked_s / steps,
+        "batched" if stacked_s < k * plain_s else "plain",
+    )
+    return stacked_s < k * plain_s
 
 
 def make_prober(
-    init: ReLUMLP, data: Dataset, settings: TrainSettings, seed: int, trainer: str = "plain"
-) -> Callable[[Sequence[float]], list[TrainRecord]]:
-    """A function that trains a fresh copy of ``init`` at each learning rate it is given."""
+    inits: dict[int, ReLUMLP], data: Dataset, settings: TrainSettings, trainer: str = "plain"
+) -> Prober:
+    """A function that trains fresh copies of the seeded networks at the requested rates.
+
+    ``plain`` trains one network after another; ``batched`` stacks all requested probes into one
+    model (plain SGD only); ``auto`` measures once per stack size which of the two is faster here.
+    """
     if trainer not in TRAINERS:
         raise ValueError(f"unknown trainer {trainer!r}; choose one of {TRAINERS}")
+    if trainer != "plain" and settings.momentum != 0:
+        log.warning("momentum > 0: the batched trainer does plain SGD only; training plainly")
+        trainer = "plain"
+    decisions: dict[int, bool] = {}
 
-    def probe_many(lrs: Sequence[float]) -> list[TrainRecord]:
-        return [train_probe(copy.deepcopy(init), data, lr, settings, seed) for lr in lrs]
+    def probe(probes: Sequence[Probe]) -> list[TrainRecord]:
+        k = len(probes)
+        use_batched = trainer == "batched" and k > 1
+        if trainer == "auto" and k > 1:
+            if k not in decisions:
+                decisions[k] = batching_pays(next(iter(inits.values())), data, k)
+            use_batched = decisions[k]
+        return (_batched if use_batched else _plain)(inits, data, settings, probes)
 
-    return probe_many
+    return probe

@@ -1,0 +1,26 @@
+# milr: maximal initial learning rates of deep ReLU networks (Iyer, Hanin & Rolnick, ICML 2023).
+#   snakemake --cores 8 --resources gpu=2                 # the paper-scale study (config.yaml)
+#   snakemake --cores 2 --configfile presets/quick.yaml   # the CPU preset
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/search.smk"
+include: "workflow/rules/sharpness.smk"
+include: "workflow/rules/tables.smk"
+include: "workflow/rules/figures.smk"
+
+
+report: "workflow/report/workflow.rst"
+
+
+rule all:
+    default_target: True
+    input:
+        all_targets(),

@@ -1,0 +1,81 @@
+"""Config validation (defaults, one-line errors naming the key) and the job plan."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+from milr import MilrError, plan
+
+
+@pytest.fixture()
+def paper_config(root):
+    return yaml.safe_load((root / "config.yaml").read_text())
+
+
+def test_paper_config_is_valid_and_plans_every_job(paper_config):
+    config = plan.validate_config(paper_config)
+    jobs = plan.bisect_jobs(config)
+    grid = len(config["grid"]["depths"]) * len(config["grid"]["widths"])
+    seeds = len(config["seeds"])
+    variants = len(config["input_lr_variants"])
+    sweeps = sum(len(d["threshold_sweep"]) for d in config["datasets"].values())
+    sweep_archs = len(config["sweep"]["architectures"])
+    assert len(jobs) == 3 * variants * grid * seeds + sweeps * sweep_archs * seeds
+    assert len(plan.sharpness_paths(config)) == 3 * grid * seeds
+    assert {j.threshold for j in jobs if j.dataset == "mnist"} == {"0.925", "0.9", "0.95"}
+    assert config["search"]["method"] == "bisect" and config["search"]["scale"] == "linear"
+
+
+def test_defaults_are_filled_from_the_schema():
+    config = plan.validate_config(
+        {"datasets": {"gaussian": {"threshold": 0.8, "upper": 1.0}}, "grid": {"depths": [1],
+         "widths": [8]}}
+    )  # fmt: skip
+    assert config["training"] == {"epochs": 10, "batch_size": 128, "momentum": 0.0}
+    assert config["search"]["iterations"] == 5
+    assert config["datasets"]["gaussian"]["gaussian"]["dim"] == 32
+    assert config["input_lr_variants"] == {"small": 0.1, "full": 1.0}
+
+
+@pytest.mark.parametrize(
+    ("edit", "key"),
+    [
+        (lambda c: c["datasets"].update(imagenet={"threshold": 0.5, "upper": 1}), "datasets"),
+        (lambda c: c["grid"].update(depths=[0, 2]), "grid.depths[0]"),
+        (lambda c: c["grid"].update(widths=[]), "grid.widths"),
+        (lambda c: c["datasets"]["mnist"].update(threshold=1.2), "datasets.mnist.threshold"),
+        (lambda c: c["datasets"]["mnist"].update(threshold=0), "datasets.mnist.threshold"),
+        (lambda c: c["datasets"]["cifar10"].update(lower=2.0), "datasets.cifar10.upper"),
+        (lambda c: c.update(learning_rate=0.1), "(top level)"),
+        (lambda c: c["training"].update(epoch=3), "training"),
+        (lambda c: c["datasets"]["gaussian"].update(threshold=0.95), "datasets.gaussian.threshold"),
+        (lambda c: c.update(primary_variant="tiny"), "primary_variant"),
+        (lambda c: c["search"].update(scale="geometric"), "datasets.mnist.lower"),
+        (lambda c: c.update(seeds=[]), "seeds"),
+    ],
+)
+def test_nonsense_is_rejected_with_the_key_named(paper_config, edit, key):
+    config = copy.deepcopy(paper_config)
+    edit(config)
+    with pytest.raises(MilrError) as err:
+        plan.validate_config(config)
+    message = str(err.value)
+    assert f"config key '{key}'" in message
+    assert "\n" not in message
+
+
+def test_threshold_path_format_round_trips():
+    for t in (0.925, 0.34, 0.8, 0.87, 1.0):
+        assert float(plan.format_threshold(t)) == t
+    assert plan.format_threshold(0.925) == "0.925"
+
+
+def test_bisect_args_carry_every_knob(paper_config):
+    config = plan.validate_config(paper_config)
+    args = plan.bisect_args(config, "mnist", "small", "0.925")
+    for flag in ("--threshold 0.925", "--upper 2.0", "--iterations 5", "--epochs 10",
+                 "--batch-size 128", "--input-lr-scale 0.1", "--method bisect",
+                 "--scale linear", "--momentum 0.0"):  # fmt: skip
+        assert flag in args

@@ -1,0 +1,147 @@
+"""The Snakemake workflow end to end on a tiny two-dataset study (Gaussian + hand-made MNIST),
+and the rerun rules: only what a change invalidates runs again."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from test_data import fake_mnist
+
+pytestmark = pytest.mark.slow
+
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+
+TINY = {
+    "results": "results",
+    "data_dir": "data",
+    "device": "cpu",
+    "threads": 1,
+    "datasets": {
+        "gaussian": {
+            "threshold": 0.8,
+            "upper": 8.0,
+            "gaussian": {"dim": 8, "mahalanobis": 2.5, "condition": 10.0, "seed": 0},
+        },
+        "mnist": {"threshold": 0.5, "upper": 1.0},
+    },
+    "grid": {"depths": [1, 2], "widths": [8]},
+    "seeds": [0],
+    "training": {"epochs": 2},
+    "search": {"iterations": 2},
+    "sharpness": {"samples": 64, "max_iter": 20},
+    "fit": {"bootstrap": 20},
+}
+
+
+def snakemake(workdir: Path, *args: str, config: str = "tiny.yaml") -> subprocess.CompletedProcess:
+    root = Path(__file__).resolve().parents[1]
+    cmd = [SNAKEMAKE, "-s", str(root / "Snakefile"), "--directory", str(workdir)]
+    cmd += ["--configfile", str(workdir / config), "--cores", "2", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+
+
+def planned_outputs(result: subprocess.CompletedProcess) -> dict[str, list[str]]:
+    """rule -> outputs, from a dry run's job listing."""
+    jobs: dict[str, list[str]] = {}
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", result.stdout):
+        rule = re.match(r"(?:local)?rule (\w+):", block)
+        if not rule:
+            continue
+        output = re.search(r"^\s+output: (.+)$", block, flags=re.M)
+        jobs.setdefault(rule.group(1), []).extend(output.group(1).split(", ") if output else [])
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("study")
+    (workdir / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    fake_mnist(workdir / "data", n_train=300, n_val=100)
+    run = snakemake(workdir)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return workdir
+
+
+def test_tiny_study_produces_the_tables(study):
+    eta = pd.read_csv(study / "results/tables/eta_star.csv")
+    assert len(eta) == 2 * 2 * 2  # datasets x variants x architectures
+    assert set(eta.columns) >= {"dataset", "variant", "threshold", "depth", "width", "seed",
+                                "eta_star", "bracket_low", "bracket_high", "probes",
+                                "hit_upper_bound", "device", "wall_time_s"}  # fmt: skip
+    assert (eta.status == "ok").all() and (eta.probes == 2).all()
+    sharp = pd.read_csv(study / "results/tables/sharpness.csv")
+    assert len(sharp) == 4 and (sharp.lambda1 > 0).all()
+    fits = pd.read_csv(study / "results/tables/fits.csv")
+    assert {"alpha", "C", "r2", "alpha_low", "alpha_high", "n_architectures"} <= set(fits.columns)
+    assert (study / "results/benchmarks/bisect/gaussian/small/t0.8/d1-w8-s0.tsv").exists()
+
+
+def test_complete_run_leaves_nothing_to_do(study):
+    dry = snakemake(study, "-n")
+    assert dry.returncode == 0
+    assert "Nothing to be done" in dry.stdout + dry.stderr
+
+
+def test_changing_one_threshold_reruns_only_that_datasets_bisections(study):
+    config = yaml.safe_load((study / "tiny.yaml").read_text())
+    config["datasets"]["gaussian"]["threshold"] = 0.75
+    (study / "changed_t.yaml").write_text(yaml.safe_dump(config))
+    jobs = planned_outputs(snakemake(study, "-n", config="changed_t.yaml"))
+    assert set(jobs) == {"bisect", "aggregate", "fit", "all"}
+    assert len(jobs["bisect"]) == 4
+    assert all("/gaussian/" in out and "/t0.75/" in out for out in jobs["bisect"])
+
+
+def test_changing_a_fit_option_reruns_only_the_fit(study):
+    config = yaml.safe_load((study / "tiny.yaml").read_text())
+    config["fit"]["min_width_over_depth"] = 2
+    (study / "changed_fit.yaml").write_text(yaml.safe_dump(config))
+    jobs = planned_outputs(snakemake(study, "-n", config="changed_fit.yaml"))
+    assert set(jobs) == {"fit", "all"}
+
+
+def test_changing_a_training_knob_reruns_every_bisection(study):
+    config = yaml.safe_load((study / "tiny.yaml").read_text())
+    config["training"]["epochs"] = 3
+    (study / "changed_e.yaml").write_text(yaml.safe_dump(config))
+    jobs = planned_outputs(snakemake(study, "-n", config="changed_e.yaml"))
+    assert len(jobs["bisect"]) == 8 and "sharpness" not in jobs and "prepare" not in jobs
+
+
+def test_bad_config_stops_before_any_job_naming_the_key(study):
+    config = yaml.safe_load((study / "tiny.yaml").read_text())
+    config["grid"]["depths"] = [0]
+    (study / "bad.yaml").write_text(yaml.safe_dump(config))
+    before = sorted(p.name for p in (study / "results/tables").iterdir())
+    run = snakemake(study, config="bad.yaml")
+    assert run.returncode != 0
+    assert "milr: error: config key 'grid.depths[0]'" in run.stderr
+    assert sorted(p.name for p in (study / "results/tables").iterdir()) == before
+
+
+def test_failed_job_keeps_tables_honest(study, tmp_path):
+    """With --keep-going a failing job leaves partial tables that mark it missing."""
+    work = tmp_path / "kg"
+    shutil.copytree(study, work, ignore=shutil.ignore_patterns(".snakemake"))
+    config = yaml.safe_load((work / "tiny.yaml").read_text())
+    config["grid"]["widths"] = [8, 12]
+    (work / "more.yaml").write_text(yaml.safe_dump(config))
+    # A corrupt result journal cannot break a job; a corrupt dataset file does: make the
+    # MNIST cache unreadable so that its new jobs fail while the Gaussian ones finish.
+    data = work / "results/data/mnist.pt"
+    data.write_bytes(data.read_bytes()[:100])
+    run = snakemake(work, "--keep-going", "--rerun-triggers", "params", config="more.yaml")
+    assert run.returncode != 0
+    partial = pd.read_csv(work / "results/partial/eta_star.csv")
+    missing = partial[partial.status == "missing"]
+    assert len(missing) and set(missing.dataset) == {"mnist"}
+    assert (partial[partial.dataset == "gaussian"].status == "ok").all()
+    tables = pd.read_csv(work / "results/tables/eta_star.csv")
+    assert len(tables) == 8  # the last complete tables are untouched

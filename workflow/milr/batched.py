@@ -1,0 +1,180 @@
+"""K independent networks of one architecture trained as one stacked model.
+
+The paper's study is thousands of short SGD runs of small MLPs; on a GPU each run is bound by
+kernel launches and host synchronisation, not arithmetic. Stacking K networks (different
+learning rates, different seeds, or both) turns K small matmuls into one ``torch.baddbmm`` per
+layer and K optimiser steps into one masked update, while every network keeps:
+
+- its own weights (drawn exactly as :func:`milr.model.build_model` draws them for its seed),
+- its own learning rate (and input-layer rate),
+- its own minibatch order (the same seeded order the plain trainer uses),
+- its own success/divergence state: a network that reached t is frozen, a network whose loss
+  went non-finite is frozen, and neither touches the others (the summed loss has unit
+  derivative with respect to each network's own loss, so gradients never mix).
+
+Inside the step loop nothing is read back to the host: divergence flags accumulate on the device
+and are read once per epoch, when validation accuracy is measured in one batched pass.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from milr.data import Dataset
+from milr.model import ReLUMLP
+from milr.train import TrainRecord, TrainSettings, log, shuffle_generator
+
+# Validation rows per forward pass: bounds the K x rows x width activation memory.
+EVAL_CHUNK = 4096
+
+
+@dataclass(frozen=True)
+class Member:
+    """One network of the stack: its initial weights, learning rate and data-order seed."""
+
+    init: ReLUMLP
+    lr: float
+    seed: int
+
+
+class StackedMLP:
+    """Weights of K networks as [K, out, in] tensors; forward is one baddbmm per layer."""
+
+    def __init__(self, inits: Sequence[ReLUMLP]) -> None:
+        layers = list(zip(*(m.layers for m in inits), strict=True))
+        self.weights = [
+            torch.stack([lin.weight.detach() for lin in group]).clone().requires_grad_(True)
+            for group in layers
+        ]
+        self.biases = [
+            torch.stack([lin.bias.detach() for lin in group]).clone().requires_grad_(True)
+            for group in layers
+        ]
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [*self.weights, *self.biases]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [K, B, in] -> logits [K, B, classes]."""
+        last = len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            x = torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
+            if i < last:
+                x = torch.relu(x)
+        return x
+
+
+def _orders(seeds: Sequence[int], n: int, epochs: int, device: torch.device) -> list[torch.Tensor]:
+    """Per epoch, a [K, n] index tensor: network k's order is the plain trainer's for its seed."""
+    gens = [shuffle_generator(s) for s in seeds]
+    return [
+        torch.stack([torch.randperm(n, generator=g) for g in gens]).to(device)
+        for _ in range(epochs)
+    ]
+
+
+@torch.no_grad()
+def _accuracies(model: StackedMLP, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    k = model.weights[0].shape[0]
+    correct = torch.zeros(k, device=x.device)
+    for start in range(0, len(x), EVAL_CHUNK):
+        xb = x[start : start + EVAL_CHUNK]
+        logits = model.forward(xb.unsqueeze(0).expand(k, -1, -1))
+        correct += (logits.argmax(dim=2) == y[start : start + EVAL_CHUNK]).sum(dim=1)
+    return correct / len(x)
+
+
+def train_batched(
+    members: Sequence[Member], data: Dataset, settings: TrainSettings
+) -> list[TrainRecord]:
+    """Train every member at once; returns one record per member, as the plain trainer would."""
+    if settings.momentum != 0:
+        raise ValueError("the batched trainer implements plain SGD only (momentum = 0)")
+    start = time.perf_counter()
+    device = data.x_train.device
+    k = len(members)
+    model = StackedMLP([m.init for m in members])
+    # Per-layer rates, computed in double like torch.optim's python floats: the input layer
+    # trains at input_lr_scale x lr.
+    lrs = torch.tensor([m.lr for m in members], device=device)
+    input_lrs = torch.tensor([m.lr * settings.input_lr_scale for m in members], device=device)
+    layer_lrs = [input_lrs] + [lrs] * (len(model.weights) - 1)
+    active = torch.ones(k, dtype=torch.bool, device=device)
+    records = [TrainRecord(lr=m.lr, success=False, diverged=False, epochs_run=0) for m in members]
+    n, bs = len(data.x_train), settings.batch_size
+    orders = _orders([m.seed for m in members], n, settings.epochs, device)
+    losses = torch.zeros(k, device=device)
+    for epoch in range(1, settings.epochs + 1):
+        order = orders[epoch - 1]
+        nonfinite = torch.zeros(k, dtype=torch.bool, device=device)
+        for begin in range(0, n, bs):
+            idx = order[:, begin : begin + bs]
+            logits = model.forward(data.x_train[idx])
+            per_net = F.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]),
+                data.y_train[idx].reshape(-1),
+                reduction="none",
+            ).view(k, -1)
+            losses = per_net.mean(dim=1)
+            grads = torch.autograd.grad(losses.sum(), model.parameters())
+            nonfinite |= ~torch.isfinite(losses)
+            step = active & ~nonfinite
+            _masked_sgd(model, grads, layer_lrs, step)
+        acc = _accuracies(model, data.x_val, data.y_val)
+        # The one host read of the epoch.
+        acc_h, nonfinite_h, active_h = acc.tolist(), nonfinite.tolist(), active.tolist()
+        losses_h = losses.detach().tolist()
+        for i, record in enumerate(records):
+            if not active_h[i]:
+                continue
+            record.epochs_run = epoch
+            record.final_train_loss = losses_h[i]
+            if nonfinite_h[i]:
+                record.diverged = True
+                record.final_train_loss = math.nan if math.isfinite(losses_h[i]) else losses_h[i]
+                active[i] = False
+                continue
+            record.val_accuracy.append(acc_h[i])
+            if acc_h[i] >= settings.threshold:
+                record.success = True
+                active[i] = False
+        log.info(
+            "batched epoch %d: %s",
+            epoch,
+            ", ".join(
+                f"{r.lr:.4g}:{'div' if r.diverged else f'{r.val_accuracy[-1]:.3f}'}"
+                for r in records
+                if r.epochs_run == epoch
+            ),
+        )
+        if not any(active.tolist()):
+            break
+    elapsed = time.perf_counter() - start
+    for record in records:
+        record.wall_time_s = elapsed / k
+    return records
+
+
+@torch.no_grad()
+def _masked_sgd(
+    model: StackedMLP,
+    grads: Sequence[torch.Tensor],
+    layer_lrs: Sequence[torch.Tensor],
+    step: torch.Tensor,
+) -> None:
+    """p <- p - lr_k * g for networks that still train; frozen ones keep their weights exactly.
+
+    ``addcmul`` with the negated rate rounds exactly as torch.optim.SGD's ``p.add_(g, alpha=-lr)``,
+    so a stack of one network follows the plain trainer bit for bit on the CPU.
+    """
+    count = len(model.weights)
+    for i, (param, grad) in enumerate(zip(model.parameters(), grads, strict=True)):
+        shape = (-1,) + (1,) * (param.dim() - 1)
+        stepped = torch.addcmul(param, grad, layer_lrs[i % count].neg().view(shape))
+        param.copy_(torch.where(step.view(shape), stepped, param))

@@ -1,0 +1,85 @@
+# Config validation (defaults filled in from the schema), the job plan, and shared helpers.
+# The logic lives in the milr package (workflow/milr/plan.py); this file only wires it in.
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from snakemake.settings.types import DeploymentMethod
+
+PACKAGE_ROOT = Path(workflow.basedir) / "workflow"
+sys.path.insert(0, str(PACKAGE_ROOT))
+
+from milr import MilrError  # noqa: E402
+from milr import plan  # noqa: E402
+from milr.io import source_hash  # noqa: E402
+
+try:
+    plan.validate_config(config)
+except MilrError as err:
+    sys.exit(f"milr: error: {err}")
+
+R = config["results"]
+# Every rule runs the package from this checkout: with --sdm conda under the rule's env's
+# python, otherwise under the interpreter that runs Snakemake (the project's venv).
+USES_CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+PYTHON = "python" if USES_CONDA else shlex.quote(sys.executable)
+MILR = f"PYTHONPATH={shlex.quote(str(PACKAGE_ROOT))}${{PYTHONPATH:+:$PYTHONPATH}} {PYTHON} -m milr"
+# Jobs that train ask for a GPU only when the config says the study runs on CUDA.
+GPU = 1 if config["device"] == "cuda" else 0
+# Snakemake's code trigger sees rule text, not imported modules: hash the modules each step runs.
+CODE = {
+    "data": source_hash(["data", "io"]),
+    "bisect": source_hash(["data", "io", "model", "train", "batched", "search"]),
+    "sharpness": source_hash(["data", "io", "model", "sharpness"]),
+    "tables": source_hash(["io", "tables"]),
+    "fit": source_hash(["fit"]),
+    "figures": source_hash(["figures", "io"]),
+}
+FIGURES = plan.FIGURES
+# The config file named in figure captions: the last --configfile, else config.yaml.
+CONFIG_NAME = Path((workflow.overwrite_configfiles or ["config.yaml"])[-1]).name
+
+
+wildcard_constraints:
+    dataset="gaussian|mnist|cifar10",
+    variant="[A-Za-z0-9_]+",
+    threshold="[0-9.]+",
+    depth=r"\d+",
+    width=r"\d+",
+    seed=r"\d+",
+
+
+BISECT_OUT = f"{R}/" + plan.BISECT_PATTERN
+
+
+def all_targets():
+    return [
+        f"{R}/tables/eta_star.csv",
+        f"{R}/tables/sharpness.csv",
+        f"{R}/tables/fits.csv",
+        *[f"{R}/figures/{name}.png" for name in FIGURES],
+    ]
+
+
+def journal_path(wildcards):
+    """The resume journal: outside the declared outputs, which Snakemake deletes on failure."""
+    return f"{R}/journal/" + plan.BISECT_PATTERN.format(**wildcards).replace(
+        ".json", ".jsonl"
+    )
+
+
+onerror:
+    # A failed run still shows what finished: tables with every missing job marked as such.
+    expected = plan.bisect_paths(config) + plan.sharpness_paths(config)
+    subprocess.run(
+        [sys.executable, "-m", "milr", "aggregate", "--allow-missing"]
+        + ["--eta-out", f"{R}/partial/eta_star.csv"]
+        + ["--sharpness-out", f"{R}/partial/sharpness.csv", *expected],
+        env={**os.environ, "PYTHONPATH": str(PACKAGE_ROOT)},
+        check=False,
+    )
+    print(
+        f"milr: the run failed; what finished is in {R}/partial/ (missing jobs marked)"
+    )

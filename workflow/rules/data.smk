@@ -1,0 +1,16 @@
+rule prepare:
+    """Download (MNIST, CIFAR-10) or draw (Gaussian) a dataset into one compact cache file."""
+    output:
+        f"{R}/data/{{dataset}}.pt",
+    log:
+        f"{R}/logs/prepare/{{dataset}}.log",
+    cache: "omit-software"
+    localrule: True
+    conda:
+        "../../envs/train.yaml"
+    threads: 1
+    params:
+        args=lambda wc: plan.data_args(config, wc.dataset),
+        code=CODE["data"],
+    shell:
+        "{MILR} prepare --dataset {wildcards.dataset} --out {output} {params.args} 2> {log}"

@@ -1,0 +1,36 @@
+# One rule per paper figure (figure_<name>), defined in a loop: each writes a PNG for the
+# report, a PDF for papers and a caption file that the report includes.
+FIGURE_SPEC = plan.figure_spec(config, CONFIG_NAME)
+
+for figure_name in FIGURES:
+
+    rule:
+        name:
+            f"figure_{figure_name}"
+        input:
+            eta=rules.aggregate.output.eta,
+            sharpness=rules.aggregate.output.sharpness,
+            fits=rules.fit.output[0],
+        output:
+            png=report(
+                f"{R}/figures/{figure_name}.png",
+                caption="../report/figure.rst",
+                category="Figures",
+                labels={"figure": figure_name},
+            ),
+            pdf=f"{R}/figures/{figure_name}.pdf",
+            caption=f"{R}/figures/{figure_name}.txt",
+        log:
+            f"{R}/logs/figures/{figure_name}.log",
+        localrule: True
+        conda:
+            "../../envs/analysis.yaml"
+        threads: 1
+        params:
+            name=figure_name,
+            spec=FIGURE_SPEC,
+            code=CODE["figures"],
+        shell:
+            "{MILR} figure {params.name} --eta {input.eta} --sharpness {input.sharpness}"
+            " --fits {input.fits} --spec {params.spec:q} --png {output.png}"
+            " --pdf {output.pdf} --caption {output.caption} 2> {log}"

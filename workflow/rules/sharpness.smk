@@ -1,0 +1,23 @@
+rule sharpness:
+    """lambda1 (top Hessian eigenvalue of the loss) of one freshly initialised network."""
+    input:
+        data=f"{R}/data/{{dataset}}.pt",
+    output:
+        f"{R}/sharpness/{{dataset}}/d{{depth}}-w{{width}}-s{{seed}}.json",
+    log:
+        f"{R}/logs/sharpness/{{dataset}}/d{{depth}}-w{{width}}-s{{seed}}.log",
+    benchmark:
+        f"{R}/benchmarks/sharpness/{{dataset}}/d{{depth}}-w{{width}}-s{{seed}}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    threads: config["threads"]
+    resources:
+        gpu=GPU,
+    params:
+        args=plan.sharpness_args(config),
+        device=config["device"],
+        code=CODE["sharpness"],
+    shell:
+        "{MILR} sharpness --dataset {wildcards.dataset} --data {input.data}"
+        " --depth {wildcards.depth} --width {wildcards.width} --seed {wildcards.seed}"
+        " {params.args} --out {output} --device {params.device} --threads {threads} 2> {log}"

@@ -1,0 +1,48 @@
+rule aggregate:
+    """Tidy tables: one row per bisection job and per sharpness job."""
+    input:
+        eta=plan.bisect_paths(config),
+        sharpness=plan.sharpness_paths(config),
+    output:
+        eta=report(
+            f"{R}/tables/eta_star.csv",
+            caption="../report/table.rst",
+            category="Tables",
+        ),
+        sharpness=report(
+            f"{R}/tables/sharpness.csv",
+            caption="../report/table.rst",
+            category="Tables",
+        ),
+    log:
+        f"{R}/logs/aggregate.log",
+    localrule: True
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    params:
+        code=CODE["tables"],
+    shell:
+        "{MILR} aggregate --eta-out {output.eta} --sharpness-out {output.sharpness}"
+        " {input.eta} {input.sharpness} 2> {log}"
+
+
+rule fit:
+    """Power laws eta* ~ C (depth x width)^-alpha and the same for lambda1, with 95% intervals."""
+    input:
+        eta=rules.aggregate.output.eta,
+        sharpness=rules.aggregate.output.sharpness,
+    output:
+        report(f"{R}/tables/fits.csv", caption="../report/table.rst", category="Tables"),
+    log:
+        f"{R}/logs/fit.log",
+    localrule: True
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    params:
+        args=plan.fit_args(config),
+        code=CODE["fit"],
+    shell:
+        "{MILR} fit --eta {input.eta} --sharpness {input.sharpness} --out {output}"
+        " {params.args} 2> {log}"
