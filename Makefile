@@ -7,7 +7,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 CORES   ?= 2
 
-.PHONY: install demo test test-fast lint bench clean
+.PHONY: install demo test test-fast test-cluster lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,13 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# A real single-node SLURM on localhost (installs slurm-wlm and munge with apt; needs root).
+test-cluster: $(STAMP)
+	eval "$$(tests/cluster/slurm-localhost.sh setup)" && \
+	  { $(BIN)/python -m pytest tests/cluster -m cluster; status=$$?; \
+	    tests/cluster/slurm-localhost.sh teardown; exit $$status; } || \
+	  { tests/cluster/slurm-localhost.sh teardown; exit 1; }
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"

@@ -24,3 +24,7 @@ rule all:
     default_target: True
     input:
         all_targets(),
+
+
+onerror:
+    partial_tables()

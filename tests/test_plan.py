@@ -79,3 +79,14 @@ def test_bisect_args_carry_every_knob(paper_config):
                  "--batch-size 128", "--input-lr-scale 0.1", "--method bisect",
                  "--scale linear", "--momentum 0.0"):  # fmt: skip
         assert flag in args
+
+
+def test_figures_follow_the_data_the_config_has(paper_config):
+    config = plan.validate_config(paper_config)
+    assert plan.supported_figures(config) == list(plan.FIGURES)
+    lean = copy.deepcopy(paper_config)
+    lean["input_lr_variants"] = {"small": 0.1}
+    lean["sweep"]["architectures"] = []
+    names = plan.supported_figures(plan.validate_config(lean))
+    assert "eta_full_input_lr" not in names and "eta_vs_threshold" not in names
+    assert len(names) == 6

@@ -12,11 +12,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from milr import plan
 from test_data import fake_mnist
 
 pytestmark = pytest.mark.slow
 
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+# Figures downstream of the tables; the tiny study has two variants and no threshold sweep.
+FIGURE_RULES = {f"figure_{name}" for name in plan.FIGURES if name != "eta_vs_threshold"}
 
 TINY = {
     "results": "results",
@@ -81,6 +84,16 @@ def test_tiny_study_produces_the_tables(study):
     fits = pd.read_csv(study / "results/tables/fits.csv")
     assert {"alpha", "C", "r2", "alpha_low", "alpha_high", "n_architectures"} <= set(fits.columns)
     assert (study / "results/benchmarks/bisect/gaussian/small/t0.8/d1-w8-s0.tsv").exists()
+    figures = {p.stem for p in (study / "results/figures").glob("*.png")}
+    assert figures == {name.removeprefix("figure_") for name in FIGURE_RULES}
+
+
+def test_report_bundles_figures_and_tables(study):
+    run = snakemake(study, "--report", "results/report.html")
+    assert run.returncode == 0, run.stderr[-2000:]
+    html = (study / "results/report.html").read_text()
+    assert "eta_small_input_lr.png" in html and "fits.csv" in html
+    assert "geometric mean over seeds" in html  # a figure's own caption file was included
 
 
 def test_complete_run_leaves_nothing_to_do(study):
@@ -94,7 +107,7 @@ def test_changing_one_threshold_reruns_only_that_datasets_bisections(study):
     config["datasets"]["gaussian"]["threshold"] = 0.75
     (study / "changed_t.yaml").write_text(yaml.safe_dump(config))
     jobs = planned_outputs(snakemake(study, "-n", config="changed_t.yaml"))
-    assert set(jobs) == {"bisect", "aggregate", "fit", "all"}
+    assert set(jobs) == {"bisect", "aggregate", "fit", "all", *FIGURE_RULES}
     assert len(jobs["bisect"]) == 4
     assert all("/gaussian/" in out and "/t0.75/" in out for out in jobs["bisect"])
 
@@ -104,7 +117,7 @@ def test_changing_a_fit_option_reruns_only_the_fit(study):
     config["fit"]["min_width_over_depth"] = 2
     (study / "changed_fit.yaml").write_text(yaml.safe_dump(config))
     jobs = planned_outputs(snakemake(study, "-n", config="changed_fit.yaml"))
-    assert set(jobs) == {"fit", "all"}
+    assert set(jobs) == {"fit", "all", *FIGURE_RULES}
 
 
 def test_changing_a_training_knob_reruns_every_bisection(study):

@@ -11,7 +11,6 @@ palette, sized for a paper column (3.4 in per panel).
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,6 +91,11 @@ def _seed_summary(table: pd.DataFrame, value: str) -> pd.DataFrame:
         mean=lambda v: float(np.exp(np.log(v).mean())), low="min", high="max", seeds="count"
     )
     return out.reset_index()
+
+
+def _spread(center: pd.Series, low: pd.Series, high: pd.Series) -> list[np.ndarray]:
+    """Asymmetric error bars; clipped at 0 (a geometric mean can exceed the max by rounding)."""
+    return [np.clip(center - low, 0, None), np.clip(high - center, 0, None)]
 
 
 def _fit_row(fits: pd.DataFrame, quantity: str, dataset: str, **keys) -> pd.Series | None:
@@ -191,12 +195,7 @@ def figure_eta(
 ) -> Drawn:
     """Figures 1 and 2: η* against depth x width for the given input-LR variant(s)."""
     _style()
-    rows_all = eta[eta["variant"].isin(variants)]
-    rows_all = rows_all[
-        rows_all.apply(
-            lambda r: math.isclose(r["threshold"], spec.thresholds.get(r["dataset"], -1)), axis=1
-        )
-    ]
+    rows_all = _main_rows(eta, spec, variants)
     rows = _require(_ok(rows_all), f"η* rows for variant(s) {', '.join(variants)}")
     datasets = sorted(rows["dataset"].unique())
     depths = sorted(rows["depth"].unique())
@@ -225,6 +224,12 @@ def figure_eta(
     return Drawn(fig, caption)
 
 
+def _main_rows(eta: pd.DataFrame, spec: FigureSpec, variants: Sequence[str]) -> pd.DataFrame:
+    """Rows of the given input-LR variants at each dataset's main threshold (not the sweep)."""
+    main_t = eta["dataset"].map(spec.thresholds).astype(float)
+    return eta[eta["variant"].isin(variants) & np.isclose(eta["threshold"], main_t)]
+
+
 def _arch_counts(rows: pd.DataFrame) -> str:
     archs = rows[["depth", "width"]].drop_duplicates()
     return f"{len(archs)} architectures, {rows['seed'].nunique()} seeds, {len(rows)} jobs."
@@ -233,12 +238,7 @@ def _arch_counts(rows: pd.DataFrame) -> str:
 def figure_condition_i(eta: pd.DataFrame, fits: pd.DataFrame, spec: FigureSpec) -> Drawn:
     """Figure 3: architectures with width not large compared with depth, marked hollow."""
     _style()
-    rows_all = eta[eta["variant"] == spec.primary_variant]
-    rows_all = rows_all[
-        rows_all.apply(
-            lambda r: math.isclose(r["threshold"], spec.thresholds.get(r["dataset"], -1)), axis=1
-        )
-    ]
+    rows_all = _main_rows(eta, spec, [spec.primary_variant])
     rows = _require(_ok(rows_all), "η* rows for the primary variant")
     datasets = sorted(rows["dataset"].unique())
     depths = sorted(rows["depth"].unique())
@@ -285,7 +285,7 @@ def figure_eta_vs_threshold(eta: pd.DataFrame, spec: FigureSpec) -> Drawn:
             ax.errorbar(
                 stats["threshold"],
                 stats["mean"],
-                yerr=[stats["mean"] - stats["min"], stats["max"] - stats["mean"]],
+                yerr=_spread(stats["mean"], stats["min"], stats["max"]),
                 fmt="o-",
                 ms=4,
                 capsize=2,
@@ -323,7 +323,7 @@ def figure_lambda1(sharp: pd.DataFrame, fits: pd.DataFrame, spec: FigureSpec) ->
             ax.errorbar(
                 group["depth_width"],
                 group["mean"],
-                yerr=[group["mean"] - group["low"], group["high"] - group["mean"]],
+                yerr=_spread(group["mean"], group["low"], group["high"]),
                 fmt="o",
                 ms=4,
                 capsize=1.5,
@@ -344,12 +344,7 @@ def figure_lambda1(sharp: pd.DataFrame, fits: pd.DataFrame, spec: FigureSpec) ->
 
 
 def _joined(eta: pd.DataFrame, sharp: pd.DataFrame, spec: FigureSpec) -> pd.DataFrame:
-    main = eta[
-        (eta["variant"] == spec.primary_variant)
-        & eta.apply(
-            lambda r: math.isclose(r["threshold"], spec.thresholds.get(r["dataset"], -1)), axis=1
-        )
-    ]
+    main = _main_rows(eta, spec, [spec.primary_variant])
     keys = ["dataset", "depth", "width", "depth_width", "seed"]
     joined = _ok(main).merge(_ok(sharp)[[*keys, "lambda1"]], on=keys)
     return _require(joined[joined["eta_star"] > 0], "jobs with both η* > 0 and λ1")
@@ -417,12 +412,7 @@ def _trace_choice(rows: pd.DataFrame) -> pd.Series:
 def figure_bisection_trace(eta: pd.DataFrame, spec: FigureSpec) -> Drawn:
     """Figure 8: one search per dataset, probe by probe, with the final bracket shaded."""
     _style()
-    rows_all = eta[eta["variant"] == spec.primary_variant]
-    rows_all = rows_all[
-        rows_all.apply(
-            lambda r: math.isclose(r["threshold"], spec.thresholds.get(r["dataset"], -1)), axis=1
-        )
-    ]
+    rows_all = _main_rows(eta, spec, [spec.primary_variant])
     rows = _require(_ok(rows_all), "η* rows with a search to trace")
     datasets = sorted(rows["dataset"].unique())
     fig, axes = _panels(datasets)

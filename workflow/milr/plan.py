@@ -276,3 +276,15 @@ def figure_spec(config: Mapping[str, Any], config_name: str = "config.yaml") -> 
         },
         sort_keys=True,
     )
+
+
+def supported_figures(config: Mapping[str, Any]) -> list[str]:
+    """The figures this config has data for: the full-rate variant's figure needs a second
+    input-LR variant, the threshold figure needs a sweep. Every figure keeps its rule."""
+    names = list(FIGURES)
+    if len(config["input_lr_variants"]) < 2:
+        names.remove("eta_full_input_lr")
+    sweeps = any(config["datasets"][n].get("threshold_sweep") for n in active_datasets(config))
+    if not (sweeps and config["sweep"]["architectures"]):
+        names.remove("eta_vs_threshold")
+    return names

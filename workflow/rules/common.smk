@@ -1,14 +1,12 @@
 # Config validation (defaults filled in from the schema), the job plan, and shared helpers.
 # The logic lives in the milr package (workflow/milr/plan.py); this file only wires it in.
-import os
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 
 from snakemake.settings.types import DeploymentMethod
 
-PACKAGE_ROOT = Path(workflow.basedir) / "workflow"
+PACKAGE_ROOT = Path(workflow.basedir).joinpath("workflow")
 sys.path.insert(0, str(PACKAGE_ROOT))
 
 from milr import MilrError  # noqa: E402
@@ -21,14 +19,21 @@ except MilrError as err:
     sys.exit(f"milr: error: {err}")
 
 R = config["results"]
-# Every rule runs the package from this checkout: with --sdm conda under the rule's env's
-# python, otherwise under the interpreter that runs Snakemake (the project's venv).
+# Jobs call `milr`, the wrapper in workflow/bin: it runs the package from this checkout, with
+# --sdm conda under the job's env's python, otherwise under the interpreter that runs Snakemake
+# (the project's venv). The shell prefix reaches every job, on SLURM too.
 USES_CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
-PYTHON = "python" if USES_CONDA else shlex.quote(sys.executable)
-MILR = f"PYTHONPATH={shlex.quote(str(PACKAGE_ROOT))}${{PYTHONPATH:+:$PYTHONPATH}} {PYTHON} -m milr"
+MILR_PYTHON = (
+    "unset MILR_PYTHON" if USES_CONDA else f"export MILR_PYTHON={sys.executable}"
+)
+shell.prefix(
+    f"set -euo pipefail; export PATH={shlex.quote(str(PACKAGE_ROOT / 'bin'))}:$PATH; "
+    f"{MILR_PYTHON}; "
+)
 # Jobs that train ask for a GPU only when the config says the study runs on CUDA.
 GPU = 1 if config["device"] == "cuda" else 0
-# Snakemake's code trigger sees rule text, not imported modules: hash the modules each step runs.
+# Snakemake's code trigger sees only the workflow's text, not imported modules: hash the
+# modules each step runs.
 CODE = {
     "data": source_hash(["data", "io"]),
     "bisect": source_hash(["data", "io", "model", "train", "batched", "search"]),
@@ -40,6 +45,7 @@ CODE = {
 FIGURES = plan.FIGURES
 # The config file named in figure captions: the last --configfile, else config.yaml.
 CONFIG_NAME = Path((workflow.overwrite_configfiles or ["config.yaml"])[-1]).name
+BISECT_OUT = f"{R}/{plan.BISECT_PATTERN}"
 
 
 wildcard_constraints:
@@ -51,34 +57,32 @@ wildcard_constraints:
     seed=r"\d+",
 
 
-BISECT_OUT = f"{R}/" + plan.BISECT_PATTERN
-
-
 def all_targets():
+    """Tables, fits and every figure the config has data for."""
     return [
         f"{R}/tables/eta_star.csv",
         f"{R}/tables/sharpness.csv",
         f"{R}/tables/fits.csv",
-        *[f"{R}/figures/{name}.png" for name in FIGURES],
+        *[f"{R}/figures/{name}.png" for name in plan.supported_figures(config)],
     ]
 
 
 def journal_path(wildcards):
     """The resume journal: outside the declared outputs, which Snakemake deletes on failure."""
-    return f"{R}/journal/" + plan.BISECT_PATTERN.format(**wildcards).replace(
-        ".json", ".jsonl"
-    )
+    return f"{R}/journal/{plan.BISECT_PATTERN.format(**wildcards)}l"
 
 
-onerror:
-    # A failed run still shows what finished: tables with every missing job marked as such.
+def partial_tables():
+    """After a failed run: tables of what finished, every missing job marked as missing."""
+    import os
+    import subprocess
+
     expected = plan.bisect_paths(config) + plan.sharpness_paths(config)
+    command = [sys.executable, "-m", "milr", "aggregate", "--allow-missing"]
+    command += ["--eta-out", f"{R}/partial/eta_star.csv"]
+    command += ["--sharpness-out", f"{R}/partial/sharpness.csv", *expected]
     subprocess.run(
-        [sys.executable, "-m", "milr", "aggregate", "--allow-missing"]
-        + ["--eta-out", f"{R}/partial/eta_star.csv"]
-        + ["--sharpness-out", f"{R}/partial/sharpness.csv", *expected],
-        env={**os.environ, "PYTHONPATH": str(PACKAGE_ROOT)},
-        check=False,
+        command, env={**os.environ, "PYTHONPATH": str(PACKAGE_ROOT)}, check=False
     )
     print(
         f"milr: the run failed; what finished is in {R}/partial/ (missing jobs marked)"

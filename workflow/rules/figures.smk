@@ -31,6 +31,6 @@ for figure_name in FIGURES:
             spec=FIGURE_SPEC,
             code=CODE["figures"],
         shell:
-            "{MILR} figure {params.name} --eta {input.eta} --sharpness {input.sharpness}"
+            "milr figure {params.name} --eta {input.eta} --sharpness {input.sharpness}"
             " --fits {input.fits} --spec {params.spec:q} --png {output.png}"
             " --pdf {output.pdf} --caption {output.caption} 2> {log}"

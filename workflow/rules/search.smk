@@ -28,7 +28,7 @@ if config["search"]["batch_seeds"]:
             device=config["device"],
             code=CODE["bisect"],
         shell:
-            "{MILR} bisect --dataset {wildcards.dataset} --data {input.data}"
+            "milr bisect --dataset {wildcards.dataset} --data {input.data}"
             " --depth {wildcards.depth} --width {wildcards.width} --seed {params.seeds}"
             " {params.args} --journal {params.journals} --out {output}"
             " --device {params.device} --threads {threads} 2> {log}"
@@ -59,7 +59,7 @@ else:
             device=config["device"],
             code=CODE["bisect"],
         shell:
-            "{MILR} bisect --dataset {wildcards.dataset} --data {input.data}"
+            "milr bisect --dataset {wildcards.dataset} --data {input.data}"
             " --depth {wildcards.depth} --width {wildcards.width} --seed {wildcards.seed}"
             " {params.args} --journal {params.journal} --out {output}"
             " --device {params.device} --threads {threads} 2> {log}"

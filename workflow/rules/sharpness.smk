@@ -18,6 +18,6 @@ rule sharpness:
         device=config["device"],
         code=CODE["sharpness"],
     shell:
-        "{MILR} sharpness --dataset {wildcards.dataset} --data {input.data}"
+        "milr sharpness --dataset {wildcards.dataset} --data {input.data}"
         " --depth {wildcards.depth} --width {wildcards.width} --seed {wildcards.seed}"
         " {params.args} --out {output} --device {params.device} --threads {threads} 2> {log}"

@@ -23,7 +23,7 @@ rule aggregate:
     params:
         code=CODE["tables"],
     shell:
-        "{MILR} aggregate --eta-out {output.eta} --sharpness-out {output.sharpness}"
+        "milr aggregate --eta-out {output.eta} --sharpness-out {output.sharpness}"
         " {input.eta} {input.sharpness} 2> {log}"
 
 
@@ -44,5 +44,5 @@ rule fit:
         args=plan.fit_args(config),
         code=CODE["fit"],
     shell:
-        "{MILR} fit --eta {input.eta} --sharpness {input.sharpness} --out {output}"
+        "milr fit --eta {input.eta} --sharpness {input.sharpness} --out {output}"
         " {params.args} 2> {log}"
