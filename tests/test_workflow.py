@@ -158,3 +158,26 @@ def test_failed_job_keeps_tables_honest(study, tmp_path):
     assert (partial[partial.dataset == "gaussian"].status == "ok").all()
     tables = pd.read_csv(work / "results/tables/eta_star.csv")
     assert len(tables) == 8  # the last complete tables are untouched
+
+
+def test_full_paper_config_plans_every_job_and_figure(tmp_path, root):
+    """config.yaml as a user runs it: `snakemake -n --cores 8 --resources gpu=2`."""
+    cmd = [SNAKEMAKE, "-s", str(root / "Snakefile"), "--directory", str(tmp_path),
+           "--configfile", str(root / "config.yaml"), "-n", "--cores", "8", "--resources",
+           "gpu=2"]  # fmt: skip
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    jobs = planned_outputs(run)
+    assert {f"figure_{name}" for name in plan.FIGURES} <= set(jobs)
+    assert len(jobs["bisect"]) == 594 and len(jobs["sharpness"]) == 270
+    assert "gpu=1" in run.stdout  # training jobs ask for a GPU when device is cuda
+
+
+def test_slurm_profile_dry_run(tmp_path, root):
+    cmd = [SNAKEMAKE, "-s", str(root / "Snakefile"), "--directory", str(tmp_path),
+           "--configfile", str(root / "presets" / "quick.yaml"), "-n",
+           "--profile", str(root / "profiles" / "slurm")]  # fmt: skip
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "bisect_seeds" in run.stdout  # the preset batches seeds per job
+    assert "gpu=1" not in run.stdout  # a CPU config never asks SLURM for a GPU

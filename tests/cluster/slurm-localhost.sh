@@ -4,11 +4,15 @@
 #   tests/cluster/slurm-localhost.sh teardown   # stop every daemon by the PID recorded at start
 #   tests/cluster/slurm-localhost.sh env        # print the export line for SLURM_CONF
 # Runs as root, without systemd and without cgroups. State lives in $MILR_SLURM_DIR
-# (default /tmp/milr-slurm); nothing under /etc is changed besides apt's own install.
+# (default /tmp/milr-slurm). The config goes where every SLURM client looks for it,
+# /etc/slurm/slurm.conf: the executor plugin drops SLURM_* variables (SLURM_CONF too) inside
+# jobs, so srun in a job finds only the default path. A config already there is moved aside
+# and put back by teardown.
 set -euo pipefail
 
 DIR=${MILR_SLURM_DIR:-/tmp/milr-slurm}
-CONF=$DIR/slurm.conf
+CONF=/etc/slurm/slurm.conf
+BACKUP=$DIR/slurm.conf.before
 PIDS=$DIR/pids
 
 log() { printf 'slurm-localhost: %s\n' "$*" >&2; }
@@ -30,7 +34,10 @@ write_conf() {
   # slurmd -C reports what the node has; register a little less so the node is never drained.
   mem=$(slurmd -C 2>/dev/null | sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p')
   mem=$(( ${mem:-4096} * 9 / 10 ))
-  mkdir -p "$DIR/state" "$DIR/spool" "$DIR/log" "$DIR/munge"
+  mkdir -p "$DIR/state" "$DIR/spool" "$DIR/log" "$DIR/munge" "$(dirname "$CONF")"
+  if [ -f "$CONF" ] && ! grep -q '^ClusterName=milr-localhost' "$CONF"; then
+    mv "$CONF" "$BACKUP"
+  fi
   cat >"$CONF" <<CONF
 ClusterName=milr-localhost
 SlurmctldHost=$host
@@ -66,7 +73,7 @@ start() {
   : >"$PIDS"
   munged --force --foreground --socket="$DIR/munge/munge.socket" \
     --pid-file="$DIR/munge/munged.pid" --log-file="$DIR/log/munged.log" \
-    --seed-file="$DIR/munge/seed" &
+    --seed-file="$DIR/munge/seed" >>"$DIR/log/munged.out" 2>&1 &
   echo "munged $!" >>"$PIDS"
   for _ in $(seq 50); do [ -S "$DIR/munge/munge.socket" ] && break; sleep 0.1; done
   slurmctld -D -i -f "$CONF" >>"$DIR/log/slurmctld.out" 2>&1 &
@@ -103,6 +110,12 @@ teardown() {
     rm -f "$PIDS"
   fi
   rm -rf "$DIR/state" "$DIR/spool"
+  if [ -f "$CONF" ] && grep -q '^ClusterName=milr-localhost' "$CONF"; then
+    rm -f "$CONF"
+  fi
+  if [ -f "$BACKUP" ]; then
+    mv "$BACKUP" "$CONF"
+  fi
 }
 
 case "${1:-}" in
