@@ -67,8 +67,9 @@ if not cluster_up():
 
 
 def run(workdir: Path, *args: str, config="study.yaml", slurm=True, background=False):
-    cmd = [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(workdir / config)]  # fmt: skip
+    cmd = [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--directory", str(workdir)]
+    if config:
+        cmd += ["--configfile", str(workdir / config)]
     if slurm:
         cmd += ["--profile", str(ROOT / "profiles" / "slurm"), *CLUSTER_ARGS]
         cmd += ["--slurm-logdir", str(workdir / "slurm_logs")]
@@ -87,22 +88,37 @@ def make_study(path: Path, study=STUDY) -> Path:
 
 
 def test_preset_through_slurm_matches_a_local_run(tmp_path):
-    on_slurm = make_study(tmp_path / "slurm")
-    local = make_study(tmp_path / "local")
-    done = run(on_slurm)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-    assert run(local, slurm=False).returncode == 0
+    """presets/quick.yaml through profiles/slurm, and the same preset run locally.
+
+    Both pin the batched trainer (the preset's ``auto`` picks by timing, which may differ
+    between runs), so the two runs compute the same numbers on this CPU.
+    """
+    pin = {"search": {"trainer": "batched"}}
+    runs = {}
+    for name, slurm in (("slurm", True), ("local", False)):
+        work = tmp_path / name
+        work.mkdir()
+        (work / "pin.yaml").write_text(yaml.safe_dump(pin))
+        preset = [str(ROOT / "presets" / "quick.yaml"), str(work / "pin.yaml")]
+        done = run(work, "--configfile", *preset, config=None, slurm=slurm)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+        runs[name] = work
+    preset = yaml.safe_load((ROOT / "presets" / "quick.yaml").read_text())
+    architectures = len(preset["grid"]["depths"]) * len(preset["grid"]["widths"])
     # Every training job went through sbatch: the plugin keeps one SLURM log per job.
-    logs = list((on_slurm / "slurm_logs").rglob("*.log"))
-    per_rule = {rule: [p for p in logs if f"rule_{rule}" in p.as_posix()]
-                for rule in ("bisect", "sharpness")}  # fmt: skip
-    assert len(per_rule["bisect"]) == 4 and len(per_rule["sharpness"]) == 4
-    assert not [p for p in logs if "rule_prepare" in p.as_posix()]  # a local rule
+    logs = list((runs["slurm"] / "slurm_logs").rglob("*.log"))
+    count = lambda rule: len([p for p in logs if f"/rule_{rule}/" in p.as_posix()])  # noqa: E731
+    eta = pd.read_csv(runs["slurm"] / "results/tables/eta_star.csv")
+    seeds = len(preset["seeds"])
+    assert count("bisect_seeds") == len(eta) // seeds  # one job per architecture and setting
+    assert count("sharpness") == architectures * seeds
+    assert count("prepare") == 0 and count("aggregate") == 0  # local rules
     key = ["dataset", "variant", "threshold", "depth", "width", "seed"]
-    a = pd.read_csv(on_slurm / "results/tables/eta_star.csv").set_index(key)
-    b = pd.read_csv(local / "results/tables/eta_star.csv").set_index(key)
-    assert a["eta_star"].sort_index().equals(b["eta_star"].sort_index())
-    assert (on_slurm / "results/tables/fits.csv").exists()
+    on_slurm = eta.set_index(key)["eta_star"].sort_index()
+    local = pd.read_csv(runs["local"] / "results/tables/eta_star.csv")
+    assert on_slurm.equals(local.set_index(key)["eta_star"].sort_index())
+    for table in ("fits.csv", "sharpness.csv"):
+        assert (runs["slurm"] / "results/tables" / table).exists()
 
 
 def running_job(rule: str) -> str | None:
