@@ -41,10 +41,12 @@ STUDY = {
     "sharpness": {"samples": 128, "max_iter": 20},
     "fit": {"bootstrap": 20},
 }
-# The override a real user makes in profiles/slurm/config.yaml: partition and account.
+# What a user adapts to their cluster: partition, account, and memory that fits the node.
 CLUSTER_ARGS = [
     "--default-resources", "slurm_partition=debug", "slurm_account=milr", "mem_mb=500",
     "runtime=20",
+    "--set-resources", "bisect:mem_mb=1000", "bisect_seeds:mem_mb=1000",
+    "sharpness:mem_mb=1000",
     "--slurm-init-seconds-before-status-checks", "1",
     "--jobs", "4",
 ]  # fmt: skip

@@ -350,24 +350,37 @@ def _joined(eta: pd.DataFrame, sharp: pd.DataFrame, spec: FigureSpec) -> pd.Data
     return _require(joined[joined["eta_star"] > 0], "jobs with both η* > 0 and λ1")
 
 
-def figure_eta_vs_lambda1(eta: pd.DataFrame, sharp: pd.DataFrame, spec: FigureSpec) -> Drawn:
-    """Figure 6: η* against λ1, with η = 2/λ1 for reference."""
-    _style()
-    rows = _joined(eta, sharp, spec)
+def _depth_scatter(
+    rows: pd.DataFrame, x: str, y: str, xlabel: str, ylabel: str, reference
+) -> plt.Figure:
+    """One log-log panel per dataset, points coloured by depth, plus a reference line drawn by
+    ``reference(ax, panel_rows)``."""
     datasets = sorted(rows["dataset"].unique())
     depths = sorted(rows["depth"].unique())
     fig, axes = _panels(datasets)
     for ax, dataset in zip(axes, datasets, strict=True):
         sub = rows[rows["dataset"] == dataset]
         sns.scatterplot(
-            data=sub, x="lambda1", y="eta_star", hue="depth", palette=_depth_palette(depths),
-            hue_order=depths, s=18, ax=ax, legend="full",
+            data=sub, x=x, y=y, hue="depth", palette=_depth_palette(depths), hue_order=depths,
+            s=18, ax=ax, legend="full",
         )  # fmt: skip
-        xs = np.geomspace(sub["lambda1"].min() / 1.5, sub["lambda1"].max() * 1.5, 20)
-        ax.plot(xs, 2 / xs, color="grey", lw=1, ls="--", label="η = 2/λ1")
-        _loglog(ax, "λ1 at initialisation", "η*", dataset)
+        reference(ax, sub)
+        _loglog(ax, xlabel, ylabel, dataset)
         _legend(ax, title="depth")
     fig.tight_layout()
+    return fig
+
+
+def _stability_line(ax: plt.Axes, rows: pd.DataFrame) -> None:
+    xs = np.geomspace(rows["lambda1"].min() / 1.5, rows["lambda1"].max() * 1.5, 20)
+    ax.plot(xs, 2 / xs, color="grey", lw=1, ls="--", label="η = 2/λ1")
+
+
+def figure_eta_vs_lambda1(eta: pd.DataFrame, sharp: pd.DataFrame, spec: FigureSpec) -> Drawn:
+    """Figure 6: η* against λ1, with η = 2/λ1 for reference."""
+    _style()
+    rows = _joined(eta, sharp, spec)
+    fig = _depth_scatter(rows, "lambda1", "eta_star", "λ1 at initialisation", "η*", _stability_line)
     caption = (
         "η* against λ1 at initialisation (one point per architecture and seed, primary input-LR "
         "variant, main t), log-log; dashed: η = 2/λ1, the classical stability bound. The paper "
@@ -381,19 +394,14 @@ def figure_eta_times_lambda1(eta: pd.DataFrame, sharp: pd.DataFrame, spec: Figur
     """Figure 7: η*·λ1 against depth x width: the drift away from a constant."""
     _style()
     rows = _joined(eta, sharp, spec).assign(product=lambda t: t["eta_star"] * t["lambda1"])
-    datasets = sorted(rows["dataset"].unique())
-    depths = sorted(rows["depth"].unique())
-    fig, axes = _panels(datasets)
-    for ax, dataset in zip(axes, datasets, strict=True):
-        sub = rows[rows["dataset"] == dataset]
-        sns.scatterplot(
-            data=sub, x="depth_width", y="product", hue="depth", palette=_depth_palette(depths),
-            hue_order=depths, s=18, ax=ax, legend="full",
-        )  # fmt: skip
-        ax.axhline(2.0, color="grey", lw=1, ls="--", label="η·λ1 = 2")
-        _loglog(ax, "depth × width", "η* · λ1", dataset)
-        _legend(ax, title="depth")
-    fig.tight_layout()
+    fig = _depth_scatter(
+        rows,
+        "depth_width",
+        "product",
+        "depth × width",
+        "η* · λ1",
+        lambda ax, _: ax.axhline(2.0, color="grey", lw=1, ls="--", label="η·λ1 = 2"),
+    )
     caption = (
         "η* · λ1 against depth × width, log-log: were η* inversely proportional to λ1 the points "
         f"would lie on a horizontal line. {_arch_counts(rows)} Config: {spec.config_name}."
