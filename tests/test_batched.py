@@ -53,7 +53,7 @@ def test_networks_in_a_stack_are_independent(small_gaussian):
 
 
 def test_frozen_member_keeps_its_weights(small_gaussian):
-    from milr.batched import StackedMLP, _masked_sgd
+    from milr.batched import StackedMLP, masked_sgd
 
     init = build_model(small_gaussian.in_dim, 8, 1, 2, seed=0)
     stack = StackedMLP([init, init])
@@ -61,7 +61,7 @@ def test_frozen_member_keeps_its_weights(small_gaussian):
     grads = [torch.full_like(p, math.nan) for p in stack.parameters()]
     grads = [torch.cat([g[:1], torch.ones_like(g[1:])]) for g in grads]
     rates = [torch.tensor([1.0, 0.5])] * len(stack.weights)
-    _masked_sgd(stack, grads, rates, torch.tensor([False, True]))
+    masked_sgd(stack, grads, rates, torch.tensor([False, True]))
     for old, new in zip(before, stack.parameters(), strict=True):
         assert torch.equal(old[0], new[0])  # frozen: untouched, even by NaN gradients
         assert torch.allclose(new[1], old[1] - 0.5)

@@ -125,7 +125,7 @@ def train_batched(
             grads = torch.autograd.grad(losses.sum(), model.parameters())
             nonfinite |= ~torch.isfinite(losses)
             step = active & ~nonfinite
-            _masked_sgd(model, grads, layer_lrs, step)
+            masked_sgd(model, grads, layer_lrs, step)
         acc = _accuracies(model, data.x_val, data.y_val)
         # The one host read of the epoch.
         acc_h, nonfinite_h, active_h = acc.tolist(), nonfinite.tolist(), active.tolist()
@@ -162,7 +162,7 @@ def train_batched(
 
 
 @torch.no_grad()
-def _masked_sgd(
+def masked_sgd(
     model: StackedMLP,
     grads: Sequence[torch.Tensor],
     layer_lrs: Sequence[torch.Tensor],

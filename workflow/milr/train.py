@@ -155,7 +155,7 @@ def _step_time(run: Callable[[], object], repeats: int = 3) -> float:
 def batching_pays(init: ReLUMLP, data: Dataset, k: int, steps: int = 4) -> bool:
     """Measure, on this machine and architecture, whether one stacked step of k networks beats
     k plain steps (a few steps each, on the real data), instead of guessing from the size."""
-    from milr.batched import Member, StackedMLP, _masked_sgd
+    from milr.batched import Member, StackedMLP, masked_sgd
 
     device = data.x_train.device
     x, y = data.x_train[: 128 * steps], data.y_train[: 128 * steps]
@@ -183,7 +183,7 @@ def batching_pays(init: ReLUMLP, data: Dataset, k: int, steps: int = 4) -> bool:
                 logits.reshape(-1, logits.shape[-1]), y[i * 128 : (i + 1) * 128].repeat(k)
             )
             grads = torch.autograd.grad(loss * k, stack.parameters())
-            _masked_sgd(stack, grads, rates, mask)
+            masked_sgd(stack, grads, rates, mask)
         sync()
 
     plain_s, stacked_s = _step_time(plain_steps), _step_time(stacked_steps)
