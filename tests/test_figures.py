@@ -113,3 +113,13 @@ def test_empty_table_fails_with_a_clear_message(tables):
         draw("lambda1", eta, sharp.iloc[0:0], fits, SPEC)
     with pytest.raises(MilrError, match="no .* to plot"):
         draw("eta_small_input_lr", eta.assign(status="missing"), sharp, fits, SPEC)
+
+
+def test_zero_eta_is_named_in_the_caption(tables):
+    eta, sharp, fits = tables
+    eta = eta.copy()
+    eta.loc[eta.index[(eta.dataset == "gaussian") & (eta.depth == 1)], "eta_star"] = 0.0
+    drawn = draw("eta_small_input_lr", eta, sharp, fits, SPEC)
+    main_t = eta.threshold == eta.dataset.map(SPEC.thresholds)
+    zero = ((eta.eta_star == 0) & (eta.variant == "small") & main_t).sum()
+    assert zero and f"{zero} jobs with η* = 0" in drawn.caption

@@ -66,8 +66,14 @@ def _ok(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _missing_note(table: pd.DataFrame, what: str) -> str:
+    """Caption text for absent rows, and for η* = 0 rows that a log axis cannot show."""
     missing = int((table["status"] == "missing").sum()) if "status" in table else 0
-    return f" {missing} {what} missing (failed or not yet run)." if missing else ""
+    note = f" {missing} {what} missing (failed or not yet run)." if missing else ""
+    if "eta_star" in table:
+        zero = int((_ok(table)["eta_star"] <= 0).sum())
+        if zero:
+            note += f" {zero} jobs with η* = 0 (no probe reached t) are not drawn."
+    return note
 
 
 def _require(table: pd.DataFrame, what: str) -> pd.DataFrame:
