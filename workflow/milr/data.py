@@ -107,18 +107,18 @@ def make_gaussian(spec: GaussianSpec, seed: int) -> dict[str, Any]:
     x_train, y_train = draw(spec.train_per_class)
     x_val, y_val = draw(spec.val_per_class)
     info = {"spec": spec.__dict__, "seed": seed, "bayes_accuracy": spec.bayes_accuracy()}
-    return _payload("gaussian", x_train, y_train, x_val, y_val, 2, channels=1, info=info)
+    return cache_payload("gaussian", x_train, y_train, x_val, y_val, 2, channels=1, info=info)
 
 
-def _payload(
+def cache_payload(
     name: str,
     x_train: torch.Tensor,
     y_train: torch.Tensor,
     x_val: torch.Tensor,
     y_val: torch.Tensor,
     num_classes: int,
-    channels: int,
-    info: dict[str, Any],
+    channels: int = 1,
+    info: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The cache dict: flattened raw features plus per-feature training mean/std.
 
@@ -144,22 +144,8 @@ def _payload(
         "mean": mean.repeat_interleave(repeat).float(),
         "std": std.repeat_interleave(repeat).float(),
         "num_classes": num_classes,
-        "info": info,
+        "info": info or {},
     }
-
-
-def cache_payload(
-    name: str,
-    x_train: torch.Tensor,
-    y_train: torch.Tensor,
-    x_val: torch.Tensor,
-    y_val: torch.Tensor,
-    num_classes: int,
-    channels: int = 1,
-    info: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Public entry for building a cache from arrays (the CIFAR-10 path is tested through it)."""
-    return _payload(name, x_train, y_train, x_val, y_val, num_classes, channels, info or {})
 
 
 def save_cache(payload: dict[str, Any], path: str | Path) -> None:
@@ -247,7 +233,7 @@ def _torchvision_arrays(name: str, root: Path, download: bool) -> dict[str, Any]
             f"{name} files in {root} are unreadable ({err}); delete them and rerun"
         ) from err
     info = {"source": "torchvision", "validation": "official test split"}
-    return _payload(name, x_train, y_train, x_val, y_val, num_classes, channels, info)
+    return cache_payload(name, x_train, y_train, x_val, y_val, num_classes, channels, info)
 
 
 def prepare(
