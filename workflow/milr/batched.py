@@ -115,14 +115,7 @@ def train_batched(
         nonfinite = torch.zeros(k, dtype=torch.bool, device=device)
         for begin in range(0, n, bs):
             idx = order[:, begin : begin + bs]
-            logits = model.forward(data.x_train[idx])
-            per_net = F.cross_entropy(
-                logits.reshape(-1, logits.shape[-1]),
-                data.y_train[idx].reshape(-1),
-                reduction="none",
-            ).view(k, -1)
-            losses = per_net.mean(dim=1)
-            grads = torch.autograd.grad(losses.sum(), model.parameters())
+            losses, grads = losses_and_grads(model, data.x_train[idx], data.y_train[idx])
             nonfinite |= ~torch.isfinite(losses)
             step = active & ~nonfinite
             masked_sgd(model, grads, layer_lrs, step)
@@ -159,6 +152,19 @@ def train_batched(
     for record in records:
         record.wall_time_s = elapsed / k
     return records
+
+
+def losses_and_grads(
+    model: StackedMLP, x: torch.Tensor, y: torch.Tensor
+) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    """Each network's mean cross-entropy on its own minibatch (x: [K, B, in], y: [K, B]) and the
+    gradients of their sum: d(sum)/d(loss_k) = 1, so every network gets its own gradient."""
+    logits = model.forward(x)
+    per_net = F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="none"
+    ).view(len(x), -1)
+    losses = per_net.mean(dim=1)
+    return losses, torch.autograd.grad(losses.sum(), model.parameters())
 
 
 @torch.no_grad()

@@ -22,6 +22,7 @@ import torch
 
 from milr import DATASETS, MilrError
 from milr.io import write_atomic
+from milr.plan import gaussian_bayes_accuracy
 
 CACHE_FORMAT = 1
 
@@ -52,8 +53,7 @@ class GaussianSpec:
     val_per_class: int = 1000
 
     def bayes_accuracy(self) -> float:
-        """Accuracy of the optimal (linear) classifier: Phi(Delta/2)."""
-        return 0.5 * (1.0 + math.erf(self.mahalanobis / 2.0 / math.sqrt(2.0)))
+        return gaussian_bayes_accuracy(self.mahalanobis)
 
 
 @dataclass

@@ -25,7 +25,7 @@ from pathlib import Path
 from milr import MilrError
 from milr.data import Dataset
 from milr.io import Provenance, from_dict, to_jsonable
-from milr.train import TrainRecord
+from milr.train import TrainRecord, TrainSettings
 
 log = logging.getLogger("milr")
 
@@ -269,6 +269,16 @@ class SearchInputs:
             scale=self.scale,
         )
 
+    @property
+    def train_settings(self) -> TrainSettings:
+        return TrainSettings(
+            threshold=self.threshold,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            input_lr_scale=self.input_lr_scale,
+            momentum=self.momentum,
+        )
+
 
 @dataclass
 class SearchResult:
@@ -325,7 +335,7 @@ def measure_eta_star_seeds(
     all seeds are trained in one call (one stacked model with the batched trainer). Each seed's
     result is what a separate job with that seed would produce."""
     from milr.model import build_model
-    from milr.train import TrainSettings, make_prober
+    from milr.train import make_prober
 
     first = inputs[0]
     shared = {f: v for f, v in first.__dict__.items() if f != "seed"}
@@ -334,13 +344,7 @@ def measure_eta_star_seeds(
             raise ValueError("seeds searched together must share every other input")
     start = time.perf_counter()
     device = data.x_train.device
-    settings = TrainSettings(
-        threshold=first.threshold,
-        epochs=first.epochs,
-        batch_size=first.batch_size,
-        input_lr_scale=first.input_lr_scale,
-        momentum=first.momentum,
-    )
+    settings = first.train_settings
     inits = {
         item.seed: build_model(
             data.in_dim, first.width, first.depth, data.num_classes, item.seed, str(device)

@@ -155,7 +155,7 @@ def _step_time(run: Callable[[], object], repeats: int = 3) -> float:
 def batching_pays(init: ReLUMLP, data: Dataset, k: int, steps: int = 4) -> bool:
     """Measure, on this machine and architecture, whether one stacked step of k networks beats
     k plain steps (a few steps each, on the real data), instead of guessing from the size."""
-    from milr.batched import Member, StackedMLP, masked_sgd
+    from milr.batched import StackedMLP, losses_and_grads, masked_sgd
 
     device = data.x_train.device
     x, y = data.x_train[: 128 * steps], data.y_train[: 128 * steps]
@@ -171,18 +171,15 @@ def batching_pays(init: ReLUMLP, data: Dataset, k: int, steps: int = 4) -> bool:
             opt.step()
         sync()
 
-    stack = StackedMLP([Member(init, 1e-6, 0).init] * k)
+    stack = StackedMLP([init] * k)
     rates = [torch.full((k,), 1e-6, device=device)] * len(stack.weights)
     mask = torch.ones(k, dtype=torch.bool, device=device)
 
     def stacked_steps() -> None:
         for i in range(steps):
             xb = x[i * 128 : (i + 1) * 128].unsqueeze(0).expand(k, -1, -1)
-            logits = stack.forward(xb)
-            loss = F.cross_entropy(
-                logits.reshape(-1, logits.shape[-1]), y[i * 128 : (i + 1) * 128].repeat(k)
-            )
-            grads = torch.autograd.grad(loss * k, stack.parameters())
+            yb = y[i * 128 : (i + 1) * 128].unsqueeze(0).expand(k, -1)
+            _, grads = losses_and_grads(stack, xb, yb)
             masked_sgd(stack, grads, rates, mask)
         sync()
 
