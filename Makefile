@@ -7,7 +7,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 CORES   ?= 2
 
-.PHONY: install demo test test-fast test-cluster lint bench clean
+.PHONY: install demo mnist1d test test-fast test-cluster lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,9 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --configfile presets/quick.yaml --profile profiles/default
+
+mnist1d: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) --configfile presets/mnist1d.yaml --profile profiles/default
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -23,9 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from milr.batched import Member, train_batched  # noqa: E402
 from milr.data import payload_to_dataset  # noqa: E402
+from milr.measure import measure_eta_star  # noqa: E402
 from milr.model import build_model  # noqa: E402
-from milr.search import SearchInputs, measure_eta_star  # noqa: E402
-from milr.train import TrainSettings, batching_pays, train_probe  # noqa: E402
+from milr.prober import batching_pays  # noqa: E402
+from milr.records import SearchInputs  # noqa: E402
+from milr.settings import TrainSettings  # noqa: E402
+from milr.train import train_probe  # noqa: E402
 from trainer import make_data  # noqa: E402
 
 SIZES = [(3, 64), (5, 256), (10, 512)]
@@ -69,7 +72,8 @@ def main() -> None:
     for depth, width in SIZES:
         seq, bat = one_epoch_each(data, depth, width, args.device)
         init = build_model(data.in_dim, width, depth, data.num_classes, 0, args.device)
-        pick = "batched" if batching_pays(init, data, K) else "plain"
+        settings = TrainSettings(threshold=1.0)
+        pick = "batched" if batching_pays(init, data, settings, K) else "plain"
         print(f"{depth:>5} {width:>5} {seq:>15.2f} {bat:>10.2f} {seq / bat:>8.2f}x {pick:>10}")
 
     base = dict(dataset=args.dataset, depth=args.search_depth, width=args.search_width, seed=0,
@@ -77,8 +81,8 @@ def main() -> None:
                 batch_size=128, upper=16.0 if args.dataset == "gaussian" else 2.0, lower=0.0,
                 input_lr_scale=0.1)  # fmt: skip
     runs = {
-        "bisect s=5 (plain)": SearchInputs(**base, iterations=5),
-        "k-ary 2x8 (batched)": SearchInputs(
+        "bisect s=5 (plain)": SearchInputs.of(**base, iterations=5),
+        "k-ary 2x8 (batched)": SearchInputs.of(
             **base, iterations=2, method="kary", k=8, trainer="batched"
         ),
     }

@@ -26,7 +26,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 from milr.batched import Member, train_batched  # noqa: E402
 from milr.data import payload_to_dataset  # noqa: E402
 from milr.model import build_model  # noqa: E402
-from milr.train import TrainSettings, train_probe  # noqa: E402
+from milr.settings import TrainSettings  # noqa: E402
+from milr.train import train_probe  # noqa: E402
 from trainer import make_data  # noqa: E402
 
 

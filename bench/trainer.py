@@ -14,19 +14,14 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
 
-from milr.data import (  # noqa: E402
-    GaussianSpec,
-    cache_payload,
-    make_gaussian,
-    payload_to_dataset,
-)
+from milr.data import cache_payload, make_gaussian, payload_to_dataset  # noqa: E402
 from milr.model import build_model  # noqa: E402
-from milr.train import TrainSettings, accuracy, train_probe  # noqa: E402
+from milr.settings import GaussianSpec, TrainSettings  # noqa: E402
+from milr.train import accuracy, sgd_step, train_probe  # noqa: E402
 
 SIZES = [(3, 64), (5, 256), (10, 512)]
 
@@ -43,10 +38,7 @@ def dataloader_epoch(model, data, lr: float, batch_size: int, seed: int) -> int:
     device = data.x_train.device
     steps = 0
     for xb, yb in loader:
-        loss = F.cross_entropy(model(xb.to(device)), yb.to(device))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        sgd_step(model, opt, xb.to(device), yb.to(device))  # the same step as milr's loop
         steps += 1
     accuracy(model.eval(), data.x_val, data.y_val)  # Algorithm 1 evaluates after every epoch
     return steps
@@ -73,7 +65,7 @@ def make_data(shape: str) -> dict:
     """MNIST-shaped random uint8 images (60k x 784, 10 classes; no download needed), or the
     Gaussian task (18k x 32, 2 classes)."""
     if shape == "gaussian":
-        return make_gaussian(GaussianSpec(), seed=0)
+        return make_gaussian(GaussianSpec())
     gen = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (70_000, 784), generator=gen, dtype=torch.uint8)
     y = torch.randint(0, 10, (70_000,), generator=gen)

@@ -11,7 +11,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow"))
 
-from milr.data import GaussianSpec, make_gaussian, payload_to_dataset  # noqa: E402
+from milr.data import make_gaussian, payload_to_dataset  # noqa: E402
+from milr.settings import GaussianSpec  # noqa: E402
 
 torch.set_num_threads(2)
 
@@ -21,7 +22,7 @@ SMALL_GAUSSIAN = GaussianSpec(dim=8, train_per_class=600, val_per_class=200)
 @pytest.fixture(scope="session")
 def small_gaussian():
     """1,200 training and 400 validation points: a search runs in about a second."""
-    return payload_to_dataset(make_gaussian(SMALL_GAUSSIAN, seed=0))
+    return payload_to_dataset(make_gaussian(SMALL_GAUSSIAN))
 
 
 @pytest.fixture(scope="session")

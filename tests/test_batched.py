@@ -10,9 +10,12 @@ import math
 import pytest
 import torch
 from milr.batched import Member, train_batched
+from milr.measure import measure_eta_star, measure_eta_star_seeds
 from milr.model import build_model
-from milr.search import SearchInputs, measure_eta_star, measure_eta_star_seeds
-from milr.train import TrainSettings, make_prober, train_probe
+from milr.prober import make_prober
+from milr.records import SearchInputs
+from milr.settings import TrainSettings
+from milr.train import train_probe
 
 SETTINGS = TrainSettings(threshold=0.8, epochs=4, input_lr_scale=0.1)
 
@@ -71,7 +74,7 @@ def inputs(seed: int, **overrides) -> SearchInputs:
     base = dict(dataset="gaussian", depth=2, width=16, seed=seed, threshold=0.8, epochs=4,
                 batch_size=128, upper=8.0, lower=0.0, iterations=3, input_lr_scale=0.1)  # fmt: skip
     base.update(overrides)
-    return SearchInputs(**base)
+    return SearchInputs.of(**base)
 
 
 @pytest.mark.parametrize("trainer", ["plain", "batched"])
@@ -80,7 +83,7 @@ def test_seeds_searched_together_match_separate_jobs(small_gaussian, trainer):
         [inputs(s, trainer=trainer) for s in (0, 1, 2)], small_gaussian, [None] * 3
     )
     for result in together:
-        alone = measure_eta_star(inputs(result.inputs.seed), small_gaussian)
+        alone = measure_eta_star(inputs(result.inputs.network.seed), small_gaussian)
         assert (result.eta_star, result.bracket_high) == (alone.eta_star, alone.bracket_high)
         for a, b in zip(alone.probes, result.probes, strict=True):
             same_record(a, b)
@@ -96,7 +99,7 @@ def test_kary_agrees_with_bisection_to_its_resolution_and_is_narrower():
     """
     from milr.data import GaussianSpec, make_gaussian, payload_to_dataset
 
-    data = payload_to_dataset(make_gaussian(GaussianSpec(), seed=0))
+    data = payload_to_dataset(make_gaussian(GaussianSpec()))
     common = dict(depth=4, width=32, threshold=0.85, epochs=10, upper=16.0)
     bisect = measure_eta_star(inputs(0, iterations=5, **common), data)
     kary = measure_eta_star(

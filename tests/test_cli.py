@@ -18,13 +18,13 @@ BISECT = ["bisect", "--dataset", "gaussian", "--depth", "2", "--width", "16", "-
     ("argv", "needle"),
     [
         (["bisect", "--dataset", "gaussian", "--depth", "0", "--width", "8", "--threshold", "0.8",
-          "--upper", "1"], "--depth: must be >= 1"),
+          "--upper", "1"], "--depth: must be >= 1, got 0"),
         (["bisect", "--dataset", "gaussian", "--depth", "2", "--width", "-3", "--threshold",
-          "0.8", "--upper", "1"], "--width: must be >= 1"),
-        ([*BISECT[:-1], "1.5", "--upper", "1"], "--threshold: must lie in (0, 1]"),
-        ([*BISECT[:-1], "0", "--upper", "1"], "--threshold: must lie in (0, 1]"),
+          "0.8", "--upper", "1"], "--width: must be >= 1, got -3"),
+        ([*BISECT[:-1], "1.5", "--upper", "1"], "--threshold: must be in (0, 1]"),
+        ([*BISECT[:-1], "0", "--upper", "1"], "--threshold: must be in (0, 1]"),
         ([*BISECT, "--upper", "1", "--lower", "1"], "need upper > lower"),
-        ([*BISECT, "--upper", "0"], "--upper: must be a positive number"),
+        ([*BISECT, "--upper", "0"], "--upper: must be > 0, got 0"),
         (["bisect", "--dataset", "imagenet", "--depth", "2", "--width", "8", "--threshold",
           "0.8", "--upper", "1"], "invalid choice: 'imagenet'"),
         ([*BISECT, "--upper", "1", "--data", "/nonexistent/g.pt"], "does not exist"),
@@ -32,6 +32,11 @@ BISECT = ["bisect", "--dataset", "gaussian", "--depth", "2", "--width", "16", "-
          "does not exist"),
         (["bisect", "--dataset", "mnist", "--depth", "2", "--width", "8", "--threshold", "0.9",
           "--upper", "1", "--device", "cpu"], "--data is required for mnist"),
+        ([*BISECT, "--upper", "1", "--momentum", "5"], "--momentum: must be in [0, 1), got 5"),
+        ([*BISECT, "--upper", "nan"], "--upper: must be a finite number, got nan"),
+        ([*BISECT, "--upper", "1", "--seed", str(2**63)], "--seed: must be in [0, "),
+        ([*BISECT, "--upper", "1", "--epochs", "2.5"], "--epochs: '2.5' is not a int"),
+        (["figure", "lambda1", "--spec", "{}"], "required"),
     ],
 )  # fmt: skip
 def test_bad_arguments_give_one_line_and_exit_2(argv, needle, capsys):
@@ -56,7 +61,7 @@ def test_bisect_then_aggregate_then_fit(tmp_path, capsys):
         assert code == 0
         assert "eta* = " in capsys.readouterr().out
         doc = json.loads(out.read_text())
-        assert doc["inputs"]["depth"] == depth and len(doc["probes"]) == 3
+        assert doc["inputs"]["network"]["depth"] == depth and len(doc["probes"]) == 3
         assert out.with_name(out.name + ".journal.jsonl").exists()
         results.append(str(out))
         sharp = tmp_path / "sharpness" / f"d{depth}-w{width}-s0.json"

@@ -3,41 +3,45 @@ partial tables still draw and say so, empty ones fail clearly."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 import pytest
 from milr import MilrError
-from milr.figures import FIGURES, FigureSpec, draw, save
-from milr.fit import FitOptions, fit_tables
+from milr.figures import REGISTRY, Tables, draw, save
+from milr.fit import fit_tables
+from milr.names import FIGURES
+from milr.records import Study
+from milr.settings import FitOptions
 
-SPEC = FigureSpec(
+SPEC = Study(
     thresholds={"gaussian": 0.85, "mnist": 0.925},
     primary_variant="small",
     input_lr_variants={"small": 0.1, "full": 1.0},
     min_width_over_depth=8,
-    sweep_architectures=[[1, 32], [4, 64]],
+    sweep_architectures=[(1, 32), (4, 64)],
     config_name="test.yaml",
 )
 
 
-def write_result(path, row) -> None:
-    probes = [
-        {"lr": row["eta_star"] * 2, "success": False, "diverged": True, "epochs_run": 1,
-         "val_accuracy": []},
-        {"lr": row["eta_star"], "success": True, "diverged": False, "epochs_run": 2,
-         "val_accuracy": [0.7, 0.9]},
+def probe_rows(row) -> list[dict]:
+    """Two probes of one search: a diverged one above η*, a success at η*."""
+    keys = {k: row[k] for k in ("dataset", "variant", "threshold", "depth", "width", "seed")}
+    return [
+        {**keys, "probe": 1, "lr": row["eta_star"] * 2, "success": False, "diverged": True,
+         "best_val_accuracy": 0.0},
+        {**keys, "probe": 2, "lr": row["eta_star"], "success": True, "diverged": False,
+         "best_val_accuracy": 0.9},
     ]  # fmt: skip
-    doc = {"inputs": {"threshold": row["threshold"]}, "probes": probes,
-           "bracket_low": row["bracket_low"], "bracket_high": row["bracket_high"]}  # fmt: skip
-    path.write_text(json.dumps(doc))
+
+
+def with_eta(t: Tables, eta: pd.DataFrame) -> Tables:
+    return Tables(eta, t.sharpness, t.fits, t.probes, t.study)
 
 
 @pytest.fixture()
-def tables(tmp_path):
+def tables():
     rng = np.random.default_rng(0)
-    eta_rows, sharp_rows = [], []
+    eta_rows, sharp_rows, probes = [], [], []
     for dataset in ("gaussian", "mnist"):
         for depth in (1, 2, 4):
             for width in (16, 32, 64):
@@ -48,29 +52,32 @@ def tables(tmp_path):
                                            depth_width=dw, seed=seed, lambda1=lam,
                                            status="ok"))  # fmt: skip
                     thresholds = [SPEC.thresholds[dataset]]
-                    if [depth, width] in SPEC.sweep_architectures:
+                    if (depth, width) in SPEC.sweep_architectures:
                         thresholds += [SPEC.thresholds[dataset] - 0.05]
                     for variant, scale in (("small", 1.0), ("full", 0.5)):
                         for t in thresholds:
                             eta = scale * 30 * dw**-0.5 * np.exp(rng.normal(0, 0.05))
-                            path = tmp_path / f"{dataset}-{variant}-{t}-{depth}-{width}-{seed}.json"
                             row = dict(
                                 dataset=dataset, variant=variant, threshold=t, depth=depth,
                                 width=width, depth_width=dw, seed=seed, eta_star=eta,
                                 bracket_low=eta, bracket_high=eta * 1.1, relative_bracket=1.1,
-                                status="ok", path=str(path),
+                                role="main" if t == SPEC.thresholds[dataset] else "sweep",
+                                status="ok",
                             )  # fmt: skip
-                            write_result(path, row)
+                            probes += probe_rows(row)
                             eta_rows.append(row)
     eta, sharp = pd.DataFrame(eta_rows), pd.DataFrame(sharp_rows)
     fits = fit_tables(eta, sharp, FitOptions(min_width_over_depth=8, bootstrap=50))
-    return eta, sharp, fits
+    return Tables(eta, sharp, fits, pd.DataFrame(probes), SPEC)
+
+
+def test_every_figure_name_has_one_registered_function():
+    assert set(REGISTRY) == set(FIGURES)
 
 
 @pytest.mark.parametrize("name", FIGURES)
 def test_every_figure_is_written(tables, tmp_path, name):
-    eta, sharp, fits = tables
-    drawn = draw(name, eta, sharp, fits, SPEC)
+    drawn = draw(name, tables)
     png, pdf, caption = tmp_path / f"{name}.png", tmp_path / f"{name}.pdf", tmp_path / "c.txt"
     save(drawn, png, pdf, caption)
     assert png.stat().st_size > 10_000 and pdf.stat().st_size > 5_000
@@ -81,45 +88,40 @@ def test_every_figure_is_written(tables, tmp_path, name):
 @pytest.mark.parametrize(("name", "quantity"), [("eta_small_input_lr", "eta_star"),
                                                 ("lambda1", "lambda1")])  # fmt: skip
 def test_drawn_fit_line_has_the_fitted_slope(tables, name, quantity):
-    eta, sharp, fits = tables
-    drawn = draw(name, eta, sharp, fits, SPEC)
+    fits = tables.fits
+    drawn = draw(name, tables)
     for ax, dataset in zip(drawn.figure.axes, ("gaussian", "mnist"), strict=True):
         (line,) = [ln for ln in ax.get_lines() if ln.get_gid() == "fit"]
         x, y = line.get_data()
         slope = np.polyfit(np.log(x), np.log(y), 1)[0]
         row = fits[(fits.quantity == quantity) & (fits.dataset == dataset)]
         if quantity == "eta_star":
-            row = row[(row.variant == "small") & np.isclose(row.threshold,
-                                                            SPEC.thresholds[dataset])]  # fmt: skip
+            row = row[(row.variant == "small") & (row.threshold == SPEC.thresholds[dataset])]
         assert slope == pytest.approx(-row.alpha.item(), rel=1e-9)
         assert f"α = {row.alpha.item():.2f}" in line.get_label()
 
 
 def test_partial_table_still_draws_and_says_how_many_are_missing(tables):
-    eta, sharp, fits = tables
-    eta = eta.copy()
+    eta = tables.eta.copy()
     gone = eta.index[(eta.dataset == "mnist") & (eta.depth == 4)]
     eta.loc[gone, "status"] = "missing"
     eta.loc[gone, "eta_star"] = np.nan
-    drawn = draw("eta_small_input_lr", eta, sharp, fits, SPEC)
-    main_t = eta.threshold == eta.dataset.map(SPEC.thresholds)
-    missing = ((eta.status == "missing") & (eta.variant == "small") & main_t).sum()
+    drawn = draw("eta_small_input_lr", with_eta(tables, eta))
+    missing = ((eta.status == "missing") & (eta.variant == "small") & (eta.role == "main")).sum()
     assert f"{missing} η* jobs missing" in drawn.caption
 
 
 def test_empty_table_fails_with_a_clear_message(tables):
-    eta, sharp, fits = tables
+    no_sharpness = Tables(tables.eta, tables.sharpness.iloc[0:0], tables.fits, tables.probes, SPEC)
     with pytest.raises(MilrError, match="no .* to plot"):
-        draw("lambda1", eta, sharp.iloc[0:0], fits, SPEC)
+        draw("lambda1", no_sharpness)
     with pytest.raises(MilrError, match="no .* to plot"):
-        draw("eta_small_input_lr", eta.assign(status="missing"), sharp, fits, SPEC)
+        draw("eta_small_input_lr", with_eta(tables, tables.eta.assign(status="missing")))
 
 
 def test_zero_eta_is_named_in_the_caption(tables):
-    eta, sharp, fits = tables
-    eta = eta.copy()
+    eta = tables.eta.copy()
     eta.loc[eta.index[(eta.dataset == "gaussian") & (eta.depth == 1)], "eta_star"] = 0.0
-    drawn = draw("eta_small_input_lr", eta, sharp, fits, SPEC)
-    main_t = eta.threshold == eta.dataset.map(SPEC.thresholds)
-    zero = ((eta.eta_star == 0) & (eta.variant == "small") & main_t).sum()
+    drawn = draw("eta_small_input_lr", with_eta(tables, eta))
+    zero = ((eta.eta_star == 0) & (eta.variant == "small") & (eta.role == "main")).sum()
     assert zero and f"{zero} jobs with η* = 0" in drawn.caption

@@ -7,6 +7,8 @@ import copy
 import pytest
 import yaml
 from milr import MilrError, plan
+from milr.config import validate_config
+from milr.names import FIGURES, format_threshold
 
 
 @pytest.fixture()
@@ -15,21 +17,21 @@ def paper_config(root):
 
 
 def test_paper_config_is_valid_and_plans_every_job(paper_config):
-    config = plan.validate_config(paper_config)
+    config = validate_config(paper_config)
     jobs = plan.bisect_jobs(config)
     grid = len(config["grid"]["depths"]) * len(config["grid"]["widths"])
     seeds = len(config["seeds"])
     variants = len(config["input_lr_variants"])
     sweeps = sum(len(d["threshold_sweep"]) for d in config["datasets"].values())
     sweep_archs = len(config["sweep"]["architectures"])
-    assert len(jobs) == 3 * variants * grid * seeds + sweeps * sweep_archs * seeds
-    assert len(plan.sharpness_paths(config)) == 3 * grid * seeds
+    assert len(jobs) == 4 * variants * grid * seeds + sweeps * sweep_archs * seeds
+    assert len(plan.sharpness_paths(config)) == 4 * grid * seeds
     assert {j.threshold for j in jobs if j.dataset == "mnist"} == {"0.925", "0.9", "0.95"}
     assert config["search"]["method"] == "bisect" and config["search"]["scale"] == "linear"
 
 
 def test_defaults_are_filled_from_the_schema():
-    config = plan.validate_config(
+    config = validate_config(
         {"datasets": {"gaussian": {"threshold": 0.8, "upper": 1.0}}, "grid": {"depths": [1],
          "widths": [8]}}
     )  # fmt: skip
@@ -60,7 +62,7 @@ def test_nonsense_is_rejected_with_the_key_named(paper_config, edit, key):
     config = copy.deepcopy(paper_config)
     edit(config)
     with pytest.raises(MilrError) as err:
-        plan.validate_config(config)
+        validate_config(config)
     message = str(err.value)
     assert f"config key '{key}'" in message
     assert "\n" not in message
@@ -68,25 +70,43 @@ def test_nonsense_is_rejected_with_the_key_named(paper_config, edit, key):
 
 def test_threshold_path_format_round_trips():
     for t in (0.925, 0.34, 0.8, 0.87, 1.0):
-        assert float(plan.format_threshold(t)) == t
-    assert plan.format_threshold(0.925) == "0.925"
+        assert float(format_threshold(t)) == t
+    assert format_threshold(0.925) == "0.925"
 
 
 def test_bisect_args_carry_every_knob(paper_config):
-    config = plan.validate_config(paper_config)
+    config = validate_config(paper_config)
     args = plan.bisect_args(config, "mnist", "small", "0.925")
     for flag in ("--threshold 0.925", "--upper 2.0", "--iterations 5", "--epochs 10",
                  "--batch-size 128", "--input-lr-scale 0.1", "--method bisect",
-                 "--scale linear", "--momentum 0.0"):  # fmt: skip
+                 "--scale linear", "--momentum 0.0", "--trainer plain",
+                 "--variant small"):  # fmt: skip
         assert flag in args
+    assert "--k " not in args  # k means nothing to bisection: changing it reruns nothing
+
+
+def test_job_flags_parse_back_into_the_same_settings(paper_config):
+    """The flags a rule passes are read by the CLI into exactly the settings the config gives."""
+    from milr.cli import build_parser
+    from milr.records import SearchInputs
+    from milr.settings import from_args
+
+    config = validate_config(paper_config)
+    argv = ["bisect", "--dataset", "mnist", "--depth", "2", "--width", "128"]
+    args = build_parser().parse_args(
+        argv + plan.bisect_args(config, "mnist", "full", "0.9").split()
+    )
+    inputs = from_args(SearchInputs, args, seed=0)
+    assert inputs.train.threshold == 0.9 and inputs.train.input_lr_scale == 1.0
+    assert inputs.search == plan.search_spec(config, "mnist") and inputs.variant == "full"
 
 
 def test_figures_follow_the_data_the_config_has(paper_config):
-    config = plan.validate_config(paper_config)
-    assert plan.supported_figures(config) == list(plan.FIGURES)
+    config = validate_config(paper_config)
+    assert plan.supported_figures(config) == list(FIGURES)
     lean = copy.deepcopy(paper_config)
     lean["input_lr_variants"] = {"small": 0.1}
     lean["sweep"]["architectures"] = []
-    names = plan.supported_figures(plan.validate_config(lean))
+    names = plan.supported_figures(validate_config(lean))
     assert "eta_full_input_lr" not in names and "eta_vs_threshold" not in names
     assert len(names) == 6

@@ -6,7 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 from milr.model import build_model
-from milr.sharpness import SharpnessInputs, measure_sharpness, top_eigenvalue, training_subset
+from milr.records import SharpnessInputs
+from milr.settings import Network, SharpnessSettings
+from milr.sharpness import measure_sharpness, top_eigenvalue, training_subset
 from torch.func import functional_call
 
 
@@ -38,7 +40,7 @@ def test_pyhessian_matches_exact_eigenvalue(small_gaussian, depth, width):
 
 
 def test_sharpness_is_reproducible_and_leaves_global_rng_alone(small_gaussian):
-    inputs = SharpnessInputs("gaussian", depth=2, width=16, seed=0, samples=300)
+    inputs = SharpnessInputs(Network("gaussian", depth=2, width=16), SharpnessSettings(samples=300))
     torch.manual_seed(123)
     expected_next = torch.rand(1)
     torch.manual_seed(123)

@@ -7,9 +7,11 @@ import math
 
 import torch
 from milr.io import to_jsonable
+from milr.measure import measure_eta_star
 from milr.model import build_model, param_groups
-from milr.search import SearchInputs, measure_eta_star
-from milr.train import TrainSettings, train_probe
+from milr.records import SearchInputs
+from milr.settings import TrainSettings
+from milr.train import train_probe
 
 
 def inputs(**overrides) -> SearchInputs:
@@ -27,7 +29,7 @@ def inputs(**overrides) -> SearchInputs:
         input_lr_scale=1.0,
     )
     base.update(overrides)
-    return SearchInputs(**base)
+    return SearchInputs.of(**base)
 
 
 def test_model_is_kaiming_normal_with_zero_bias():
@@ -81,7 +83,7 @@ def test_end_to_end_search_is_reproducible(small_gaussian):
     assert strip(first) == strip(second)
     assert (first.eta_star, first.bracket_high) == (second.eta_star, second.bracket_high)
     doc = to_jsonable(first)
-    assert doc["inputs"]["depth"] == 2 and doc["provenance"]["torch_version"]
+    assert doc["inputs"]["network"]["depth"] == 2 and doc["provenance"]["torch_version"]
 
 
 def test_probes_share_one_initialisation(small_gaussian):

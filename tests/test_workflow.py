@@ -12,14 +12,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from milr import plan
+from milr.names import FIGURES
 from test_data import fake_mnist
 
 pytestmark = pytest.mark.slow
 
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 # Figures downstream of the tables; the tiny study has two variants and no threshold sweep.
-FIGURE_RULES = {f"figure_{name}" for name in plan.FIGURES if name != "eta_vs_threshold"}
+FIGURE_RULES = {f"figure_{name}" for name in FIGURES if name != "eta_vs_threshold"}
 
 TINY = {
     "results": "results",
@@ -33,6 +33,7 @@ TINY = {
             "gaussian": {"dim": 8, "mahalanobis": 2.5, "condition": 10.0, "seed": 0},
         },
         "mnist": {"threshold": 0.5, "upper": 1.0},
+        "mnist1d": {"threshold": 0.2, "upper": 4.0, "mnist1d": {"samples": 400, "seed": 0}},
     },
     "grid": {"depths": [1, 2], "widths": [8]},
     "seeds": [0],
@@ -43,8 +44,10 @@ TINY = {
 }
 
 
-def snakemake(workdir: Path, *args: str, config: str = "tiny.yaml") -> subprocess.CompletedProcess:
-    root = Path(__file__).resolve().parents[1]
+def snakemake(
+    workdir: Path, *args: str, config: str = "tiny.yaml", root: Path | None = None
+) -> subprocess.CompletedProcess:
+    root = root or Path(__file__).resolve().parents[1]
     cmd = [SNAKEMAKE, "-s", str(root / "Snakefile"), "--directory", str(workdir)]
     cmd += ["--configfile", str(workdir / config), "--cores", "2", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
@@ -74,13 +77,14 @@ def study(tmp_path_factory):
 
 def test_tiny_study_produces_the_tables(study):
     eta = pd.read_csv(study / "results/tables/eta_star.csv")
-    assert len(eta) == 2 * 2 * 2  # datasets x variants x architectures
+    assert len(eta) == 3 * 2 * 2  # datasets x variants x architectures
+    assert set(eta.dataset) == {"gaussian", "mnist", "mnist1d"}
     assert set(eta.columns) >= {"dataset", "variant", "threshold", "depth", "width", "seed",
                                 "eta_star", "bracket_low", "bracket_high", "probes",
                                 "hit_upper_bound", "device", "wall_time_s"}  # fmt: skip
     assert (eta.status == "ok").all() and (eta.probes == 2).all()
     sharp = pd.read_csv(study / "results/tables/sharpness.csv")
-    assert len(sharp) == 4 and (sharp.lambda1 > 0).all()
+    assert len(sharp) == 6 and (sharp.lambda1 > 0).all()
     fits = pd.read_csv(study / "results/tables/fits.csv")
     assert {"alpha", "C", "r2", "alpha_low", "alpha_high", "n_architectures"} <= set(fits.columns)
     assert (study / "results/benchmarks/bisect/gaussian/small/t0.8/d1-w8-s0.tsv").exists()
@@ -125,7 +129,40 @@ def test_changing_a_training_knob_reruns_every_bisection(study):
     config["training"]["epochs"] = 3
     (study / "changed_e.yaml").write_text(yaml.safe_dump(config))
     jobs = planned_outputs(snakemake(study, "-n", config="changed_e.yaml"))
-    assert len(jobs["bisect"]) == 8 and "sharpness" not in jobs and "prepare" not in jobs
+    assert len(jobs["bisect"]) == 12 and "sharpness" not in jobs and "prepare" not in jobs
+
+
+@pytest.fixture()
+def checkout(tmp_path, root):
+    """A copy of the workflow's code, to edit: the study's results stay where they are."""
+    copy = tmp_path / "checkout"
+    for part in ("Snakefile", "config.yaml", "workflow", "envs"):
+        (shutil.copytree if (root / part).is_dir() else shutil.copy)(root / part, copy / part)
+    return copy
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_code_edits_rerun_exactly_the_steps_that_import_the_module(study, checkout):
+    milr = checkout / "workflow" / "milr"
+    # A moved checkout and comment, docstring and formatting edits change no result: nothing runs.
+    edit(milr / "train.py", "    loss = F.cross", "    # a comment\n\n    loss = F.cross")
+    edit(milr / "figures.py", '"""Register the function', '"""Register (reworded) the function')
+    assert "Nothing to be done" in snakemake(study, "-n", root=checkout).stdout
+    # A real edit to the trainer reruns every bisection (not the data, not λ1) and what follows.
+    edit(milr / "train.py", "    opt.step()\n", "    opt.step()\n    assert True\n")
+    jobs = planned_outputs(snakemake(study, "-n", root=checkout))
+    assert set(jobs) == {"bisect", "aggregate", "fit", "all", *FIGURE_RULES}
+    assert len(jobs["bisect"]) == 12
+    # A real edit to the figures reruns the figures alone.
+    edit(milr / "train.py", "    opt.step()\n    assert True\n", "    opt.step()\n")
+    edit(milr / "figures.py", "PANEL = (3.4, 2.9)", "PANEL = (3.5, 2.9)")
+    jobs = planned_outputs(snakemake(study, "-n", root=checkout))
+    assert set(jobs) == {"all", *FIGURE_RULES}
 
 
 def test_bad_config_stops_before_any_job_naming_the_key(study):
@@ -157,7 +194,7 @@ def test_failed_job_keeps_tables_honest(study, tmp_path):
     assert len(missing) and set(missing.dataset) == {"mnist"}
     assert (partial[partial.dataset == "gaussian"].status == "ok").all()
     tables = pd.read_csv(work / "results/tables/eta_star.csv")
-    assert len(tables) == 8  # the last complete tables are untouched
+    assert len(tables) == 12  # the last complete tables are untouched
 
 
 def test_full_paper_config_plans_every_job_and_figure(tmp_path, root):
@@ -168,8 +205,8 @@ def test_full_paper_config_plans_every_job_and_figure(tmp_path, root):
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     jobs = planned_outputs(run)
-    assert {f"figure_{name}" for name in plan.FIGURES} <= set(jobs)
-    assert len(jobs["bisect"]) == 594 and len(jobs["sharpness"]) == 270
+    assert {f"figure_{name}" for name in FIGURES} <= set(jobs)
+    assert len(jobs["bisect"]) == 792 and len(jobs["sharpness"]) == 360
     assert "gpu=1" in run.stdout  # training jobs ask for a GPU when device is cuda
 
 

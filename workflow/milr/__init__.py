@@ -3,12 +3,14 @@
 A small library for measuring η* — the largest constant SGD learning rate at which a freshly
 initialised network reaches a threshold validation accuracy within a few epochs — and the
 sharpness λ1 at initialisation, as in Iyer, Hanin & Rolnick (ICML 2023).
+
+Layers, bottom up (no module imports one above it): ``names``, ``settings``, ``io``,
+``records`` -> ``data``, ``model``, ``journal``, ``search`` -> ``train``, ``batched`` ->
+``prober`` -> ``measure``, ``sharpness`` -> ``tables``, ``fit``, ``figures``, ``config``,
+``plan`` -> ``cli``.
 """
 
 __version__ = "0.1.0"
-
-# The datasets the package knows; the names used in paths, configs and the CLI.
-DATASETS = ("gaussian", "mnist", "cifar10")
 
 
 class MilrError(Exception):

@@ -18,6 +18,7 @@ and are read once per epoch, when validation accuracy is measured in one batched
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Sequence
@@ -26,9 +27,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from milr.data import Dataset
-from milr.model import ReLUMLP
-from milr.train import TrainRecord, TrainSettings, log, shuffle_generator
+from milr.data import Dataset, shuffle_generator
+from milr.model import ReLUMLP, relu_mlp
+from milr.records import TrainRecord
+from milr.settings import TrainSettings
+
+log = logging.getLogger("milr")
 
 # Validation rows per forward pass: bounds the K x rows x width activation memory.
 EVAL_CHUNK = 4096
@@ -61,13 +65,8 @@ class StackedMLP:
         return [*self.weights, *self.biases]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: [K, B, in] -> logits [K, B, classes]."""
-        last = len(self.weights) - 1
-        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
-            x = torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
-            if i < last:
-                x = torch.relu(x)
-        return x
+        """x: [K, B, in] -> logits [K, B, classes], by the same forward pass as one network."""
+        return relu_mlp(x, zip(self.weights, self.biases, strict=True))
 
 
 def _orders(seeds: Sequence[int], n: int, epochs: int, device: torch.device) -> list[torch.Tensor]:
@@ -115,10 +114,9 @@ def train_batched(
         nonfinite = torch.zeros(k, dtype=torch.bool, device=device)
         for begin in range(0, n, bs):
             idx = order[:, begin : begin + bs]
-            losses, grads = losses_and_grads(model, data.x_train[idx], data.y_train[idx])
-            nonfinite |= ~torch.isfinite(losses)
-            step = active & ~nonfinite
-            masked_sgd(model, grads, layer_lrs, step)
+            losses = stacked_sgd_step(
+                model, data.x_train[idx], data.y_train[idx], layer_lrs, active, nonfinite
+            )
         acc = _accuracies(model, data.x_val, data.y_val)
         # The one host read of the epoch.
         acc_h, nonfinite_h, active_h = acc.tolist(), nonfinite.tolist(), active.tolist()
@@ -152,6 +150,23 @@ def train_batched(
     for record in records:
         record.wall_time_s = elapsed / k
     return records
+
+
+def stacked_sgd_step(
+    model: StackedMLP,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    layer_lrs: Sequence[torch.Tensor],
+    active: torch.Tensor,
+    nonfinite: torch.Tensor,
+) -> torch.Tensor:
+    """One SGD step of every network still training (``active`` and finite so far); a network
+    whose loss turns non-finite is flagged in ``nonfinite`` (in place) and stops stepping.
+    Returns the per-network losses before the step."""
+    losses, grads = losses_and_grads(model, x, y)
+    nonfinite |= ~torch.isfinite(losses)
+    masked_sgd(model, grads, layer_lrs, active & ~nonfinite)
+    return losses
 
 
 def losses_and_grads(

@@ -1,64 +1,47 @@
-"""The ``milr`` command line: the steps the workflow's rules call.
+"""The milr command line: the steps the workflow's rules call.
 
-Every subcommand writes its outputs atomically, logs progress to stderr (one line per epoch and
-per probe), and turns bad input into one line ``milr: error: ...`` with exit status 2.
+Every subcommand writes its outputs atomically, logs progress to stderr, and turns bad input into
+one line "milr: error: ..." with exit status 2. The options of every setting (type, bounds,
+default, help) come from milr.settings, the one place they are defined.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import math
 import sys
 from pathlib import Path
 
-from milr import DATASETS, MilrError, __version__
+from milr import MilrError, __version__
+from milr.names import DATASETS, FIGURES
+from milr.records import SearchInputs, SharpnessInputs, Study
+from milr.settings import FitOptions, GaussianSpec, Mnist1dSpec, add_options, from_args
 
 log = logging.getLogger("milr")
 EXIT_USAGE = 2
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Each option's default after its help (unless the help already says it); descriptions keep
+    their line breaks."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default is None or action.default is False or "default" in text:
+            return text
+        return text + " (default: %(default)s)"
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse that reports errors as one line, without the usage block."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         sys.stderr.write(f"milr: error: {message}\n")
         sys.exit(EXIT_USAGE)
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def nonnegative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def threshold(text: str) -> float:
-    value = float(text)
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must lie in (0, 1], got {value}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0 or not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {value}")
-    return value
-
-
-def nonnegative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0 or not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a non-negative number, got {value}")
-    return value
 
 
 def existing_file(text: str) -> Path:
@@ -66,6 +49,28 @@ def existing_file(text: str) -> Path:
     if not path.is_file():
         raise argparse.ArgumentTypeError(f"input file {path} does not exist")
     return path
+
+
+def name_value(kind: type):
+    """``NAME=VALUE`` pairs (``--main-threshold mnist=0.925``)."""
+
+    def parse(text: str) -> tuple[str, float]:
+        name, sep, value = text.partition("=")
+        try:
+            return name, kind(value) if sep else kind("")
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(f"{text!r} is not NAME={kind.__name__}") from err
+
+    return parse
+
+
+def architecture(text: str) -> tuple[int, int]:
+    """``DEPTHxWIDTH`` (``4x512``)."""
+    depth, _, width = text.partition("x")
+    try:
+        return int(depth), int(width)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{text!r} is not DEPTHxWIDTH, e.g. 4x512") from err
 
 
 def resolve_device(choice: str, gpu_lock_dir: Path | None = None) -> str:
@@ -85,64 +90,57 @@ def resolve_device(choice: str, gpu_lock_dir: Path | None = None) -> str:
 
 
 def add_device(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    parser.add_argument("--threads", type=positive_int, default=None, help="CPU threads")
-    parser.add_argument("--gpu-lock-dir", type=Path, default=None)
+    parser.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="auto: CUDA when torch sees a GPU",
+    )
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (torch default)")
+    parser.add_argument(
+        "--gpu-lock-dir",
+        type=Path,
+        default=None,
+        help="GPU slot locks (default $MILR_GPU_LOCK_DIR or /tmp)",
+    )
 
 
-def add_architecture(parser: argparse.ArgumentParser, several_seeds: bool = False) -> None:
-    parser.add_argument("--dataset", choices=DATASETS, required=True)
+def add_data(parser: argparse.ArgumentParser) -> None:
+    """The dataset cache, or (Gaussian only) the task's settings to draw it in memory."""
     parser.add_argument("--data", type=existing_file, help="cache file from 'milr prepare'")
-    parser.add_argument("--depth", type=positive_int, required=True, help="hidden layers")
-    parser.add_argument("--width", type=positive_int, required=True)
-    if several_seeds:
-        parser.add_argument(
-            "--seed",
-            type=nonnegative_int,
-            nargs="+",
-            default=[0],
-            help="one or more seeds; several are searched together, one result file each",
-        )
-    else:
-        parser.add_argument("--seed", type=nonnegative_int, default=0)
-
-
-def add_gaussian(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--gaussian-dim", type=positive_int, default=32)
-    parser.add_argument("--gaussian-mahalanobis", type=positive_float, default=2.5)
-    parser.add_argument("--gaussian-condition", type=float, default=10.0)
-    parser.add_argument("--data-seed", type=nonnegative_int, default=0)
+    add_options(parser, GaussianSpec, prefix="gaussian-")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="milr", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="milr", description=__doc__)
     parser.add_argument("--version", action="version", version=f"milr {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
-    prep = sub.add_parser("prepare", help="download (if needed) and cache a dataset")
-    prep.add_argument("--dataset", choices=DATASETS, required=True)
-    prep.add_argument("--out", type=Path, required=True)
-    prep.add_argument("--data-dir", type=Path, default=Path("data"))
-    prep.add_argument("--no-download", action="store_true")
-    add_gaussian(prep)
+    def command(name: str, summary: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=summary, description=summary)
 
-    bis = sub.add_parser("bisect", help="search η* for one architecture and seed(s)")
-    add_architecture(bis, several_seeds=True)
-    add_gaussian(bis)
-    bis.add_argument("--threshold", type=threshold, required=True, help="target val accuracy t")
-    bis.add_argument("--upper", type=positive_float, required=True, help="bracket top u")
-    bis.add_argument("--lower", type=nonnegative_float, default=0.0, help="bracket bottom l")
-    bis.add_argument("--iterations", type=positive_int, default=5, help="search rounds s")
-    bis.add_argument("--epochs", type=positive_int, default=10, help="epochs per probe e")
-    bis.add_argument("--batch-size", type=positive_int, default=128)
-    bis.add_argument("--input-lr-scale", type=positive_float, default=1.0)
-    bis.add_argument("--momentum", type=nonnegative_float, default=0.0)
-    bis.add_argument("--method", choices=("bisect", "kary"), default="bisect")
-    bis.add_argument("--k", type=positive_int, default=8, help="probes per round (kary)")
-    bis.add_argument("--scale", choices=("linear", "geometric"), default="linear")
-    bis.add_argument("--trainer", choices=("plain", "batched", "auto"), default="plain")
-    bis.add_argument("--variant", default="", help="label of the input-layer LR variant")
+    prep = command("prepare", "download (MNIST, CIFAR-10) or generate a dataset into a cache file")
+    prep.add_argument("--dataset", choices=DATASETS, required=True, help="dataset to prepare")
+    prep.add_argument("--out", type=Path, required=True, help="cache file to write")
+    prep.add_argument("--data-dir", type=Path, default=Path("data"), help="raw torchvision files")
+    prep.add_argument("--no-download", action="store_true", help="use files placed by hand")
+    add_options(prep, GaussianSpec, prefix="gaussian-")
+    add_options(prep, Mnist1dSpec, prefix="mnist1d-")
+
+    bis = command("bisect", "search η* for one architecture and one or more seeds")
+    add_options(
+        bis,
+        SearchInputs,
+        overrides={
+            "seed": {
+                "nargs": "+",
+                "default": [0],
+                "help": "one or more seeds; several are searched together, one result file each",
+            }
+        },
+    )
+    add_data(bis)
     bis.add_argument(
         "--journal",
         type=Path,
@@ -152,71 +150,94 @@ def build_parser() -> argparse.ArgumentParser:
     bis.add_argument("--out", type=Path, nargs="+", help="result JSON per seed (default: print)")
     add_device(bis)
 
-    sharp = sub.add_parser("sharpness", help="λ1 at initialisation for one architecture")
-    add_architecture(sharp)
-    add_gaussian(sharp)
-    sharp.add_argument("--samples", type=positive_int, default=2048)
-    sharp.add_argument("--max-iter", type=positive_int, default=100)
-    sharp.add_argument("--tol", type=positive_float, default=1e-4)
-    sharp.add_argument("--out", type=Path)
+    sharp = command("sharpness", "λ1 at initialisation for one architecture and seed")
+    add_options(sharp, SharpnessInputs)
+    add_data(sharp)
+    sharp.add_argument("--out", type=Path, help="result JSON (default: print)")
     add_device(sharp)
 
-    agg = sub.add_parser("aggregate", help="tidy CSV tables from result JSON files")
+    agg = command("aggregate", "tidy CSV tables (and the study file) from result JSON files")
     agg.add_argument("results", nargs="*", help="bisect/ and sharpness/ result files")
-    agg.add_argument("--eta-out", type=Path, required=True)
-    agg.add_argument("--sharpness-out", type=Path, required=True)
+    agg.add_argument("--eta-out", type=Path, required=True, help="η* table, one row per job")
+    agg.add_argument("--sharpness-out", type=Path, required=True, help="λ1 table")
+    agg.add_argument("--probes-out", type=Path, help="probe table, one row per probe")
+    agg.add_argument("--study-out", type=Path, help="study file the figures read")
     agg.add_argument("--allow-missing", action="store_true", help="list absent files as rows")
+    agg.add_argument(
+        "--main-threshold",
+        type=name_value(float),
+        action="append",
+        default=[],
+        metavar="DATASET=T",
+        help="each dataset's main t (others are its sweep)",
+    )
+    agg.add_argument(
+        "--input-lr-variant",
+        type=name_value(float),
+        action="append",
+        default=[],
+        metavar="NAME=FACTOR",
+        help="input-layer learning-rate variants",
+    )
+    agg.add_argument("--primary-variant", default="small", help="variant of the headline figure")
+    agg.add_argument(
+        "--sweep-architecture",
+        type=architecture,
+        action="append",
+        default=[],
+        metavar="DEPTHxWIDTH",
+        help="architectures of the threshold sweep",
+    )
+    agg.add_argument("--min-width-over-depth", type=float, default=0.0, help="condition (i)")
+    agg.add_argument("--config-name", default="config.yaml", help="config named in captions")
 
-    fit = sub.add_parser("fit", help="power-law fits against depth x width")
-    fit.add_argument("--eta", type=existing_file, required=True)
-    fit.add_argument("--sharpness", type=existing_file, required=True)
-    fit.add_argument("--out", type=Path, required=True)
-    fit.add_argument("--min-width-over-depth", type=nonnegative_float, default=0.0)
-    fit.add_argument("--max-relative-bracket", type=positive_float, default=math.inf)
-    fit.add_argument("--bootstrap", type=positive_int, default=2000)
-    fit.add_argument("--seed", type=nonnegative_int, default=0)
+    fit = command("fit", "power-law fits against depth × width, with bootstrap intervals")
+    fit.add_argument("--eta", type=existing_file, required=True, help="η* table")
+    fit.add_argument("--sharpness", type=existing_file, required=True, help="λ1 table")
+    fit.add_argument("--out", type=Path, required=True, help="fits table to write")
+    add_options(fit, FitOptions)
 
-    figure = sub.add_parser("figure", help="draw one paper figure from the tables")
-    figure.add_argument("name", help="figure name (see milr.figures.FIGURES)")
-    figure.add_argument("--eta", type=existing_file, required=True)
-    figure.add_argument("--sharpness", type=existing_file, required=True)
-    figure.add_argument("--fits", type=existing_file, required=True)
-    figure.add_argument("--spec", required=True, help="JSON: thresholds, variants, ratio, sweep")
-    figure.add_argument("--png", type=Path, required=True)
-    figure.add_argument("--pdf", type=Path, required=True)
-    figure.add_argument("--caption", type=Path, required=True)
+    figure = command("figure", "draw one paper figure from the tables and the study file")
+    figure.add_argument(
+        "name", choices=FIGURES, metavar="NAME", help=f"figure to draw: {', '.join(FIGURES)}"
+    )
+    for table in ("eta", "sharpness", "fits", "probes"):
+        figure.add_argument(
+            f"--{table}",
+            type=existing_file,
+            required=True,
+            help=f"{table}.csv (milr aggregate; fits.csv: milr fit)",
+        )
+    figure.add_argument("--study", type=existing_file, required=True, help="study.json")
+    figure.add_argument("--spec", help=argparse.SUPPRESS)  # replaced by --study (0.1 -> 0.2)
+    for output in ("png", "pdf", "caption"):
+        figure.add_argument(f"--{output}", type=Path, required=True, help=f"{output} to write")
     return parser
 
 
-def load_dataset(args: argparse.Namespace, device: str):
-    """The cached dataset, or (Gaussian only) the task drawn in memory from its parameters."""
+def load_dataset(args: argparse.Namespace, dataset: str, device: str):
+    """The cached dataset, or (Gaussian only) the task drawn in memory from its settings."""
     from milr.data import load_cache, make_gaussian, payload_to_dataset
 
     if args.data is not None:
         data = load_cache(args.data, device)
-        if data.name != args.dataset:
-            raise MilrError(f"--data {args.data} holds {data.name}, not --dataset {args.dataset}")
+        if data.name != dataset:
+            raise MilrError(f"--data {args.data} holds {data.name}, not --dataset {dataset}")
         return data
-    if args.dataset != "gaussian":
-        raise MilrError(f"--data is required for {args.dataset}; make it with 'milr prepare'")
-    return payload_to_dataset(make_gaussian(gaussian_spec(args), args.data_seed), device)
+    if dataset != "gaussian":
+        raise MilrError(f"--data is required for {dataset}; make it with 'milr prepare'")
+    spec = from_args(GaussianSpec, args, prefix="gaussian-")
+    return payload_to_dataset(make_gaussian(spec), device)
 
 
-def gaussian_spec(args: argparse.Namespace):
-    from milr.data import GaussianSpec
-
-    return GaussianSpec(
-        dim=args.gaussian_dim,
-        mahalanobis=args.gaussian_mahalanobis,
-        condition=args.gaussian_condition,
-    )
-
-
-def set_threads(args: argparse.Namespace) -> None:
-    import torch
-
+def prepare_device(args: argparse.Namespace) -> str:
+    """The device (GPU slot taken first) and the CPU thread count."""
+    device = resolve_device(args.device, args.gpu_lock_dir)
     if args.threads:
+        import torch
+
         torch.set_num_threads(args.threads)
+    return device
 
 
 def cmd_prepare(args: argparse.Namespace) -> None:
@@ -226,8 +247,8 @@ def cmd_prepare(args: argparse.Namespace) -> None:
         args.dataset,
         args.out,
         args.data_dir,
-        gaussian=gaussian_spec(args),
-        seed=args.data_seed,
+        gaussian=from_args(GaussianSpec, args, prefix="gaussian-"),
+        mnist1d=from_args(Mnist1dSpec, args, prefix="mnist1d-"),
         download=not args.no_download,
     )
     print(f"{args.dataset}: cached in {args.out} ({info})")
@@ -245,51 +266,26 @@ def _per_seed(paths: list[Path] | None, seeds: list[int], flag: str) -> list[Pat
 
 def cmd_bisect(args: argparse.Namespace) -> None:
     from milr.io import write_json
-    from milr.search import SearchInputs, SearchSpec, measure_eta_star_seeds
+    from milr.measure import measure_eta_star_seeds
 
-    # Validate everything cheap before any data is touched.
-    SearchSpec(args.upper, args.iterations, args.lower, args.method, args.k, args.scale)
+    # Every input is checked (by the settings' bounds) before any data is touched.
+    inputs = [from_args(SearchInputs, args, seed=seed) for seed in args.seed]
     if len(set(args.seed)) != len(args.seed):
         raise MilrError(f"--seed lists a seed twice: {args.seed}")
     outs = _per_seed(args.out, args.seed, "--out")
-    journals = _per_seed(args.journal, args.seed, "--journal")
     journals = [
         j or (o.with_name(o.name + ".journal.jsonl") if o else None)
-        for j, o in zip(journals, outs, strict=True)
+        for j, o in zip(_per_seed(args.journal, args.seed, "--journal"), outs, strict=True)
     ]
-    device = resolve_device(args.device, args.gpu_lock_dir)
-    set_threads(args)
-    data = load_dataset(args, device)
-    inputs = [
-        SearchInputs(
-            dataset=args.dataset,
-            depth=args.depth,
-            width=args.width,
-            seed=seed,
-            threshold=args.threshold,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            upper=args.upper,
-            lower=args.lower,
-            iterations=args.iterations,
-            input_lr_scale=args.input_lr_scale,
-            momentum=args.momentum,
-            method=args.method,
-            k=args.k,
-            scale=args.scale,
-            trainer=args.trainer,
-            variant=args.variant,
-        )
-        for seed in args.seed
-    ]
-    results = measure_eta_star_seeds(inputs, data, journals)
-    for result, out in zip(results, outs, strict=True):
+    device = prepare_device(args)
+    data = load_dataset(args, args.dataset, device)
+    for result, out in zip(measure_eta_star_seeds(inputs, data, journals), outs, strict=True):
         if out:
             write_json(out, result)
         flags = " (no probe succeeded)" if result.no_success else ""
         flags += " (upper bound u never failed: raise --upper)" if result.hit_upper_bound else ""
         print(
-            f"seed {result.inputs.seed}: eta* = {result.eta_star:.6g}  bracket "
+            f"seed {result.inputs.network.seed}: eta* = {result.eta_star:.6g}  bracket "
             f"[{result.bracket_low:.6g}, {result.bracket_high:.6g}]  {len(result.probes)} probes, "
             f"{result.wall_time_s:.1f} s on {device}{flags}"
         )
@@ -297,35 +293,45 @@ def cmd_bisect(args: argparse.Namespace) -> None:
 
 def cmd_sharpness(args: argparse.Namespace) -> None:
     from milr.io import write_json
-    from milr.sharpness import SharpnessInputs, measure_sharpness
+    from milr.sharpness import measure_sharpness
 
-    device = resolve_device(args.device, args.gpu_lock_dir)
-    set_threads(args)
-    data = load_dataset(args, device)
-    inputs = SharpnessInputs(
-        dataset=args.dataset,
-        depth=args.depth,
-        width=args.width,
-        seed=args.seed,
-        samples=args.samples,
-        max_iter=args.max_iter,
-        tol=args.tol,
-    )
-    result = measure_sharpness(inputs, data)
+    inputs = from_args(SharpnessInputs, args)
+    device = prepare_device(args)
+    result = measure_sharpness(inputs, load_dataset(args, args.dataset, device))
     if args.out:
         write_json(args.out, result)
     print(f"lambda1 = {result.lambda1:.6g}  ({result.samples_used} samples, {device})")
 
 
-def cmd_aggregate(args: argparse.Namespace) -> None:
-    from milr.io import write_atomic
-    from milr.tables import collect, split_by_kind
+def study_from_args(args: argparse.Namespace) -> Study | None:
+    if not args.main_threshold:
+        return None
+    return Study(
+        thresholds=dict(args.main_threshold),
+        input_lr_variants=dict(args.input_lr_variant),
+        primary_variant=args.primary_variant,
+        min_width_over_depth=args.min_width_over_depth,
+        sweep_architectures=list(args.sweep_architecture),
+        config_name=args.config_name,
+    )
 
+
+def cmd_aggregate(args: argparse.Namespace) -> None:
+    from milr.io import write_atomic, write_json
+    from milr.tables import collect, collect_probes, split_by_kind
+
+    study = study_from_args(args)
+    if args.study_out and study is None:
+        raise MilrError("--study-out needs the study: give --main-threshold DATASET=T per dataset")
     eta_paths, sharp_paths = split_by_kind(args.results)
-    eta = collect(eta_paths, "eta", args.allow_missing)
+    eta = collect(eta_paths, "eta", args.allow_missing, study)
     sharp = collect(sharp_paths, "sharpness", args.allow_missing)
     write_atomic(args.eta_out, eta.to_csv(index=False))
     write_atomic(args.sharpness_out, sharp.to_csv(index=False))
+    if args.probes_out:
+        write_atomic(args.probes_out, collect_probes(eta_paths, study).to_csv(index=False))
+    if args.study_out:
+        write_json(args.study_out, study)
     missing = int((eta["status"] == "missing").sum() + (sharp["status"] == "missing").sum())
     print(f"{len(eta)} eta* rows, {len(sharp)} sharpness rows, {missing} missing")
 
@@ -333,44 +339,35 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
 def cmd_fit(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    from milr.fit import FitOptions, fit_tables
+    from milr.fit import fit_tables
     from milr.io import write_atomic
 
     eta = pd.read_csv(args.eta)
     sharp = pd.read_csv(args.sharpness)
-    eta = eta[eta["status"] == "ok"]
-    sharp = sharp[sharp["status"] == "ok"]
-    options = FitOptions(
-        min_width_over_depth=args.min_width_over_depth,
-        max_relative_bracket=args.max_relative_bracket,
-        bootstrap=args.bootstrap,
-        seed=args.seed,
+    fits = fit_tables(
+        eta[eta["status"] == "ok"], sharp[sharp["status"] == "ok"], from_args(FitOptions, args)
     )
-    fits = fit_tables(eta, sharp, options)
     write_atomic(args.out, fits.to_csv(index=False))
     print(f"{len(fits)} fits written to {args.out}")
 
 
 def cmd_figure(args: argparse.Namespace) -> None:
-    import json
-
     import pandas as pd
 
-    from milr.figures import FIGURES, FigureSpec, draw, save
+    from milr.figures import Tables, draw, save
+    from milr.io import read_json
+    from milr.settings import from_json
 
-    if args.name not in FIGURES:
-        raise MilrError(f"unknown figure {args.name!r}; choose one of {', '.join(FIGURES)}")
+    if args.spec is not None:
+        raise MilrError("--spec was replaced by --study and --probes (both written by aggregate)")
     try:
-        spec = FigureSpec.from_json(args.spec)
-    except (json.JSONDecodeError, TypeError) as err:
-        raise MilrError(f"--spec is not a valid figure spec ({err})") from err
-    drawn = draw(
-        args.name,
-        pd.read_csv(args.eta),
-        pd.read_csv(args.sharpness),
-        pd.read_csv(args.fits),
-        spec,
+        study = from_json(Study, read_json(args.study))
+    except TypeError as err:
+        raise MilrError(f"{args.study} is not a study file ({err}); rerun milr aggregate") from err
+    tables = Tables(
+        *(pd.read_csv(p) for p in (args.eta, args.sharpness, args.fits, args.probes)), study=study
     )
+    drawn = draw(args.name, tables)
     save(drawn, args.png, args.pdf, args.caption)
     print(f"{args.name}: {args.png} ({drawn.caption[:80]}...)")
 

@@ -1,4 +1,4 @@
-"""Datasets as device-ready tensors: the synthetic Gaussian task, MNIST and CIFAR-10.
+"""Datasets as device-ready tensors: the synthetic Gaussian task, MNIST-1D, MNIST, CIFAR-10.
 
 Every dataset goes through one compact cache file (``torch.save`` of a dict): raw features in
 their smallest dtype (uint8 pixels), labels, and per-feature training-set mean and std. Hundreds
@@ -20,40 +20,22 @@ from typing import Any
 
 import torch
 
-from milr import DATASETS, MilrError
+from milr import MilrError
 from milr.io import write_atomic
-from milr.plan import gaussian_bayes_accuracy
+from milr.names import DATASETS
+from milr.settings import GaussianSpec, Mnist1dSpec
 
 CACHE_FORMAT = 1
+
+# Offset between the seed that draws the weights and the one that orders the minibatches, so
+# the two streams never coincide.
+SHUFFLE_SEED_OFFSET = 0x5EED
 
 # Files a user can place by hand when the machine has no network.
 MANUAL_FILES = {
     "mnist": "MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte (the four files, unzipped)",
     "cifar10": "cifar-10-python.tar.gz (from the CIFAR-10 page; torchvision checks its md5)",
 }
-
-
-@dataclass(frozen=True)
-class GaussianSpec:
-    """Two multivariate normals with a shared covariance; class = which normal drew the point.
-
-    Defaults, and why (the paper gives none):
-    - ``dim=32``: wide enough that the input layer matters, small enough to stay cheap.
-    - ``mahalanobis=2.5``: distance between the means in the covariance's own metric, so the
-      Bayes-optimal accuracy is Phi(2.5/2) = 0.894 whatever the covariance; a threshold t = 0.85
-      then asks a net to come within ~4 points of optimal in 10 epochs: learnable, not trivial.
-    - ``condition=10``: covariance eigenvalues log-spaced over a factor 10 in a random basis, so
-      the task is not an isotropic blob that a single SGD step solves.
-    """
-
-    dim: int = 32
-    mahalanobis: float = 2.5
-    condition: float = 10.0
-    train_per_class: int = 9000
-    val_per_class: int = 1000
-
-    def bayes_accuracy(self) -> float:
-        return gaussian_bayes_accuracy(self.mahalanobis)
 
 
 @dataclass
@@ -72,23 +54,15 @@ class Dataset:
     def in_dim(self) -> int:
         return int(self.x_train.shape[1])
 
-    def to(self, device: str | torch.device) -> Dataset:
-        return Dataset(
-            self.name,
-            self.x_train.to(device),
-            self.y_train.to(device),
-            self.x_val.to(device),
-            self.y_val.to(device),
-            self.num_classes,
-            dict(self.info),
-        )
+
+def shuffle_generator(seed: int) -> torch.Generator:
+    """The CPU generator that orders minibatches: same seed, same order on every device."""
+    return torch.Generator().manual_seed(seed + SHUFFLE_SEED_OFFSET)
 
 
-def make_gaussian(spec: GaussianSpec, seed: int) -> dict[str, Any]:
-    """Draw the Gaussian task as a cache payload; the same (spec, seed) gives the same bytes."""
-    if spec.dim < 1 or spec.mahalanobis <= 0 or spec.condition < 1:
-        raise MilrError("gaussian needs dim >= 1, mahalanobis > 0 and condition >= 1")
-    gen = torch.Generator().manual_seed(seed)
+def make_gaussian(spec: GaussianSpec) -> dict[str, Any]:
+    """Draw the Gaussian task as a cache payload; the same spec gives the same bytes."""
+    gen = torch.Generator().manual_seed(spec.seed)
     d = spec.dim
     basis, _ = torch.linalg.qr(torch.randn(d, d, generator=gen, dtype=torch.float64))
     log_half = math.log(spec.condition) / 2.0
@@ -106,8 +80,36 @@ def make_gaussian(spec: GaussianSpec, seed: int) -> dict[str, Any]:
 
     x_train, y_train = draw(spec.train_per_class)
     x_val, y_val = draw(spec.val_per_class)
-    info = {"spec": spec.__dict__, "seed": seed, "bayes_accuracy": spec.bayes_accuracy()}
+    info = {"spec": dict(spec.__dict__), "bayes_accuracy": spec.bayes_accuracy()}
     return cache_payload("gaussian", x_train, y_train, x_val, y_val, 2, channels=1, info=info)
+
+
+def make_mnist1d(spec: Mnist1dSpec) -> dict[str, Any]:
+    """Generate MNIST-1D with the ``mnist1d`` package (no download) as a cache payload.
+
+    The package seeds and draws from the global ``random`` and ``numpy.random`` states; they are
+    saved and restored so that preparing the data changes nothing else in the process. It
+    standardises over all samples; the cache's own statistics, taken on the training split only,
+    undo that (standardising is invariant to an earlier affine map), so validation stays unseen.
+    """
+    import random
+
+    import numpy as np
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    args.num_samples, args.seed = spec.samples, spec.seed
+    args.train_split = 1.0 - spec.val_fraction
+    states = random.getstate(), np.random.get_state()
+    try:
+        arrays = make_dataset(args)
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+    x_train, x_val = (torch.from_numpy(arrays[k].astype(np.float32)) for k in ("x", "x_test"))
+    y_train, y_val = (torch.from_numpy(arrays[k]) for k in ("y", "y_test"))
+    info = {"spec": dict(spec.__dict__), "source": "mnist1d package (generated)"}
+    return cache_payload("mnist1d", x_train, y_train, x_val, y_val, 10, channels=1, info=info)
 
 
 def cache_payload(
@@ -241,14 +243,16 @@ def prepare(
     out: str | Path,
     data_dir: str | Path,
     gaussian: GaussianSpec | None = None,
-    seed: int = 0,
+    mnist1d: Mnist1dSpec | None = None,
     download: bool = True,
 ) -> dict[str, Any]:
     """Build the cache file ``out`` for dataset ``name``; returns its ``info``."""
     if name not in DATASETS:
         raise MilrError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     if name == "gaussian":
-        payload = make_gaussian(gaussian or GaussianSpec(), seed)
+        payload = make_gaussian(gaussian or GaussianSpec())
+    elif name == "mnist1d":
+        payload = make_mnist1d(mnist1d or Mnist1dSpec())
     else:
         payload = _torchvision_arrays(name, Path(data_dir), download)
     save_cache(payload, out)

@@ -1,8 +1,8 @@
-"""The paper's figures, drawn from the tidy tables.
+"""The paper's figures, drawn from the tidy tables and the study file.
 
-Every function takes the tables (and the fits), returns a matplotlib Figure and a caption, and
-draws whatever rows exist: a partial run plots what finished and the caption says how many points
-are missing. An empty table is an error, never a silently blank figure.
+A registry maps each figure name (:data:`milr.names.FIGURES`) to one function that takes the
+:class:`Tables` and returns a matplotlib Figure and its caption. An empty table is an error,
+never a silently blank figure; rows marked missing are counted in the caption.
 
 One style for all: seaborn "ticks", the colour-blind palette, depth coded by a sequential
 palette, sized for a paper column (3.4 in per panel).
@@ -10,9 +10,8 @@ palette, sized for a paper column (3.4 in per panel).
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -27,26 +26,22 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: 
 
 from milr import MilrError  # noqa: E402
 from milr.io import write_atomic  # noqa: E402
-from milr.plan import FIGURES  # noqa: E402,F401  (re-exported: the figure names)
+from milr.names import FIGURES  # noqa: E402
+from milr.records import Study  # noqa: E402
 
 PANEL = (3.4, 2.9)  # inches per panel: one paper column
 DEPTH_PALETTE = "viridis"
 
 
-@dataclass(frozen=True)
-class FigureSpec:
-    """What the figures need to know of the study config."""
+@dataclass
+class Tables:
+    """Everything a figure may draw from: the workflow's tables and its study file."""
 
-    thresholds: dict[str, float]  # main t per dataset
-    primary_variant: str = "small"
-    input_lr_variants: dict[str, float] = field(default_factory=dict)
-    min_width_over_depth: float = 0.0
-    sweep_architectures: list[list[int]] = field(default_factory=list)
-    config_name: str = "config.yaml"
-
-    @classmethod
-    def from_json(cls, text: str) -> FigureSpec:
-        return cls(**json.loads(text))
+    eta: pd.DataFrame
+    sharpness: pd.DataFrame
+    fits: pd.DataFrame
+    probes: pd.DataFrame
+    study: Study
 
 
 @dataclass
@@ -55,6 +50,21 @@ class Drawn:
 
     figure: plt.Figure
     caption: str
+
+
+REGISTRY: dict[str, Callable[[Tables], Drawn]] = {}
+
+
+def figure(name: str):
+    """Register the function that draws figure ``name``."""
+    if name not in FIGURES:
+        raise ValueError(f"{name!r} is not in milr.names.FIGURES")
+
+    def register(draw_fn: Callable[[Tables], Drawn]) -> Callable[[Tables], Drawn]:
+        REGISTRY[name] = draw_fn
+        return draw_fn
+
+    return register
 
 
 def _style() -> None:
@@ -82,11 +92,18 @@ def _require(table: pd.DataFrame, what: str) -> pd.DataFrame:
     return table
 
 
-def _panels(names: Sequence[str]) -> tuple[plt.Figure, list[plt.Axes]]:
+def _per_dataset(
+    rows: pd.DataFrame, panel: Callable[[plt.Axes, str, pd.DataFrame], None]
+) -> plt.Figure:
+    """One panel per dataset, side by side, each drawn by ``panel(ax, dataset, its rows)``."""
+    datasets = sorted(rows["dataset"].unique())
     fig, axes = plt.subplots(
-        1, len(names), figsize=(PANEL[0] * len(names), PANEL[1]), squeeze=False
+        1, len(datasets), figsize=(PANEL[0] * len(datasets), PANEL[1]), squeeze=False
     )
-    return fig, list(axes[0])
+    for ax, dataset in zip(axes[0], datasets, strict=True):
+        panel(ax, dataset, rows[rows["dataset"] == dataset])
+    fig.tight_layout()
+    return fig
 
 
 def _seed_summary(table: pd.DataFrame, value: str) -> pd.DataFrame:
@@ -105,13 +122,11 @@ def _spread(center: pd.Series, low: pd.Series, high: pd.Series) -> list[np.ndarr
 
 
 def _fit_row(fits: pd.DataFrame, quantity: str, dataset: str, **keys) -> pd.Series | None:
+    """The fit of ``quantity`` on ``dataset`` matching ``keys`` exactly, unless it failed."""
     rows = fits[(fits["quantity"] == quantity) & (fits["dataset"] == dataset)]
     for key, value in keys.items():
-        if key == "threshold":
-            rows = rows[np.isclose(rows["threshold"].astype(float), value)]
-        else:
-            rows = rows[rows[key].fillna("") == value]
-    if rows.empty or ("error" in rows and str(rows.iloc[0].get("error", "")) not in ("", "nan")):
+        rows = rows[rows[key].fillna("") == value]
+    if rows.empty or str(rows.iloc[0].get("error", "")) not in ("", "nan"):
         return None
     return rows.iloc[0]
 
@@ -196,44 +211,9 @@ def _legend(ax: plt.Axes, title: str | None = None) -> None:
         )
 
 
-def figure_eta(
-    eta: pd.DataFrame, fits: pd.DataFrame, spec: FigureSpec, variants: Sequence[str], label: str
-) -> Drawn:
-    """Figures 1 and 2: η* against depth x width for the given input-LR variant(s)."""
-    _style()
-    rows_all = _main_rows(eta, spec, variants)
-    rows = _require(_ok(rows_all), f"η* rows for variant(s) {', '.join(variants)}")
-    datasets = sorted(rows["dataset"].unique())
-    depths = sorted(rows["depth"].unique())
-    fig, axes = _panels(datasets)
-    for ax, dataset in zip(axes, datasets, strict=True):
-        sub = rows[rows["dataset"] == dataset]
-        for variant in variants:
-            part = sub[sub["variant"] == variant]
-            if part.empty:
-                continue
-            fit = _fit_row(
-                fits, "eta_star", dataset, variant=variant, threshold=spec.thresholds[dataset]
-            )
-            _eta_panel(ax, part, fit, depths)
-        _loglog(ax, "depth × width", "η*", f"{dataset} (t = {spec.thresholds[dataset]:g})")
-        _legend(ax)
-    fig.tight_layout()
-    scales = ", ".join(f"{v} = {spec.input_lr_variants.get(v, '?')}×" for v in variants)
-    caption = (
-        f"η* against depth × width ({label}; input-layer learning rate {scales} the rest), "
-        f"log-log. Points: geometric mean over seeds; bars: the spread over seeds and the final "
-        f"search bracket. Dashed: the power-law fit η* = C (depth × width)^-α from fits.csv, on "
-        f"architectures with width/depth ≥ {spec.min_width_over_depth:g}. "
-        f"{_arch_counts(rows)} Config: {spec.config_name}." + _missing_note(rows_all, "η* jobs")
-    )
-    return Drawn(fig, caption)
-
-
-def _main_rows(eta: pd.DataFrame, spec: FigureSpec, variants: Sequence[str]) -> pd.DataFrame:
+def _main_rows(eta: pd.DataFrame, variants: Sequence[str]) -> pd.DataFrame:
     """Rows of the given input-LR variants at each dataset's main threshold (not the sweep)."""
-    main_t = eta["dataset"].map(spec.thresholds).astype(float)
-    return eta[eta["variant"].isin(variants) & np.isclose(eta["threshold"], main_t)]
+    return eta[eta["variant"].isin(variants) & (eta["role"] == "main")]
 
 
 def _arch_counts(rows: pd.DataFrame) -> str:
@@ -241,131 +221,143 @@ def _arch_counts(rows: pd.DataFrame) -> str:
     return f"{len(archs)} architectures, {rows['seed'].nunique()} seeds, {len(rows)} jobs."
 
 
-def figure_condition_i(eta: pd.DataFrame, fits: pd.DataFrame, spec: FigureSpec) -> Drawn:
-    """Figure 3: architectures with width not large compared with depth, marked hollow."""
-    _style()
-    rows_all = _main_rows(eta, spec, [spec.primary_variant])
-    rows = _require(_ok(rows_all), "η* rows for the primary variant")
-    datasets = sorted(rows["dataset"].unique())
+def _eta_figure(
+    t: Tables, variants: Sequence[str], title: str, mark_ratio: float | None = None
+) -> tuple[plt.Figure, pd.DataFrame, pd.DataFrame]:
+    """η* against depth x width per dataset, one fit per variant; returns the figure, the rows
+    drawn and every row asked for (missing ones included, for the caption)."""
+    rows_all = _main_rows(t.eta, variants)
+    rows = _require(_ok(rows_all), f"η* rows for variant(s) {', '.join(variants)}")
     depths = sorted(rows["depth"].unique())
-    fig, axes = _panels(datasets)
-    for ax, dataset in zip(axes, datasets, strict=True):
-        sub = rows[rows["dataset"] == dataset]
-        fit = _fit_row(
-            fits,
-            "eta_star",
-            dataset,
-            variant=spec.primary_variant,
-            threshold=spec.thresholds[dataset],
-        )
-        _eta_panel(ax, sub, fit, depths, mark_ratio=spec.min_width_over_depth)
-        _loglog(ax, "depth × width", "η*", f"{dataset}: condition (i)")
+
+    def panel(ax: plt.Axes, dataset: str, sub: pd.DataFrame) -> None:
+        threshold = t.study.thresholds[dataset]
+        for variant, part in sub.groupby("variant"):
+            fit = _fit_row(t.fits, "eta_star", dataset, variant=variant, threshold=threshold)
+            _eta_panel(ax, part, fit, depths, mark_ratio)
+        _loglog(ax, "depth × width", "η*", title.format(dataset=dataset, t=threshold))
         _legend(ax)
-    fig.tight_layout()
-    narrow = rows[rows["width"] / rows["depth"] < spec.min_width_over_depth]
+
+    return _per_dataset(rows, panel), rows, rows_all
+
+
+def _eta_caption(t: Tables, variants: Sequence[str], label: str, rows, rows_all) -> str:
+    scales = ", ".join(f"{v} = {t.study.input_lr_variants.get(v, '?')}×" for v in variants)
+    return (
+        f"η* against depth × width ({label}; input-layer learning rate {scales} the rest), "
+        f"log-log. Points: geometric mean over seeds; bars: the spread over seeds and the final "
+        f"search bracket. Dashed: the power-law fit η* = C (depth × width)^-α from fits.csv, on "
+        f"architectures with width/depth ≥ {t.study.min_width_over_depth:g}. "
+        f"{_arch_counts(rows)} Config: {t.study.config_name}." + _missing_note(rows_all, "η* jobs")
+    )
+
+
+@figure("eta_small_input_lr")
+def figure_eta_small(t: Tables) -> Drawn:
+    """Figure 1: η* against depth x width, input layer at a small rate (condition (ii))."""
+    variants = [t.study.primary_variant]
+    fig, rows, rows_all = _eta_figure(t, variants, "{dataset} (t = {t:g})")
+    return Drawn(fig, _eta_caption(t, variants, "input layer at a small rate", rows, rows_all))
+
+
+@figure("eta_full_input_lr")
+def figure_eta_full(t: Tables) -> Drawn:
+    """Figure 2: the same for the other variants (the input layer at the full rate)."""
+    variants = [v for v in t.study.input_lr_variants if v != t.study.primary_variant]
+    fig, rows, rows_all = _eta_figure(t, variants, "{dataset} (t = {t:g})")
+    return Drawn(fig, _eta_caption(t, variants, "input layer at the full rate", rows, rows_all))
+
+
+@figure("condition_width_over_depth")
+def figure_condition_i(t: Tables) -> Drawn:
+    """Figure 3: architectures with width not large compared with depth, marked hollow."""
+    ratio = t.study.min_width_over_depth
+    fig, rows, rows_all = _eta_figure(
+        t, [t.study.primary_variant], "{dataset}: condition (i)", mark_ratio=ratio
+    )
+    narrow = rows[rows["width"] / rows["depth"] < ratio]
     caption = (
         f"Condition (i): η* against depth × width with architectures whose width is less than "
-        f"{spec.min_width_over_depth:g} × depth drawn hollow ({len(narrow)} jobs); the dashed fit "
-        f"uses only the filled points. {_arch_counts(rows)} Config: {spec.config_name}."
+        f"{ratio:g} × depth drawn hollow ({len(narrow)} jobs); the dashed fit "
+        f"uses only the filled points. {_arch_counts(rows)} Config: {t.study.config_name}."
         + _missing_note(rows_all, "η* jobs")
     )
     return Drawn(fig, caption)
 
 
-def figure_eta_vs_threshold(eta: pd.DataFrame, spec: FigureSpec) -> Drawn:
+@figure("eta_vs_threshold")
+def figure_eta_vs_threshold(t: Tables) -> Drawn:
     """Figure 4: η* against t for the sweep architectures."""
-    _style()
-    archs = {tuple(a) for a in spec.sweep_architectures}
-    rows_all = eta[
-        (eta["variant"] == spec.primary_variant)
-        & eta.apply(lambda r: (r["depth"], r["width"]) in archs, axis=1)
-    ]
+    archs = sorted({tuple(a) for a in t.study.sweep_architectures})
+    eta = t.eta
+    picked = pd.Series(list(zip(eta["depth"], eta["width"], strict=True)), index=eta.index)
+    rows_all = eta[(eta["variant"] == t.study.primary_variant) & picked.isin(archs)]
     rows = _require(_ok(rows_all), "η* rows for the threshold-sweep architectures")
-    datasets = sorted(rows["dataset"].unique())
-    fig, axes = _panels(datasets)
-    colours = dict(zip(sorted(archs), sns.color_palette("colorblind", len(archs)), strict=True))
-    for ax, dataset in zip(axes, datasets, strict=True):
-        sub = rows[rows["dataset"] == dataset]
+    colours = dict(zip(archs, sns.color_palette("colorblind", len(archs)), strict=True))
+
+    def panel(ax: plt.Axes, dataset: str, sub: pd.DataFrame) -> None:
         for (depth, width), part in sub.groupby(["depth", "width"]):
             stats = part.groupby("threshold")["eta_star"].agg(["mean", "min", "max"]).reset_index()
             ax.errorbar(
-                stats["threshold"],
-                stats["mean"],
-                yerr=_spread(stats["mean"], stats["min"], stats["max"]),
-                fmt="o-",
-                ms=4,
-                capsize=2,
-                color=colours[(depth, width)],
-                label=f"depth {depth}, width {width}",
-            )
-        ax.axvline(spec.thresholds[dataset], color="grey", lw=0.8, ls=":")
+                stats["threshold"], stats["mean"],
+                yerr=_spread(stats["mean"], stats["min"], stats["max"]), fmt="o-", ms=4,
+                capsize=2, color=colours[(depth, width)], label=f"depth {depth}, width {width}",
+            )  # fmt: skip
+        ax.axvline(t.study.thresholds[dataset], color="grey", lw=0.8, ls=":")
         ax.set_yscale("log")
         _log_ticks(ax.yaxis)
-        ax.set_xlabel("threshold accuracy t")
-        ax.set_ylabel("η*")
-        ax.set_title(dataset)
+        ax.set(xlabel="threshold accuracy t", ylabel="η*", title=dataset)
         _legend(ax)
-    fig.tight_layout()
+
     caption = (
         "η* against the threshold accuracy t for the sweep architectures (primary input-LR "
         "variant); points: mean over seeds, bars: min to max; dotted: the main t. "
-        f"{_arch_counts(rows)} Config: {spec.config_name}." + _missing_note(rows_all, "η* jobs")
+        f"{_arch_counts(rows)} Config: {t.study.config_name}." + _missing_note(rows_all, "η* jobs")
     )
-    return Drawn(fig, caption)
+    return Drawn(_per_dataset(rows, panel), caption)
 
 
-def figure_lambda1(sharp: pd.DataFrame, fits: pd.DataFrame, spec: FigureSpec) -> Drawn:
+@figure("lambda1")
+def figure_lambda1(t: Tables) -> Drawn:
     """Figure 5: λ1 at initialisation against depth x width, with its power-law fit."""
-    _style()
-    rows = _require(_ok(sharp), "λ1 rows")
-    datasets = sorted(rows["dataset"].unique())
-    depths = sorted(rows["depth"].unique())
-    palette = _depth_palette(depths)
-    fig, axes = _panels(datasets)
-    for ax, dataset in zip(axes, datasets, strict=True):
-        sub = rows[rows["dataset"] == dataset]
+    rows = _require(_ok(t.sharpness), "λ1 rows")
+    palette = _depth_palette(sorted(rows["depth"].unique()))
+
+    def panel(ax: plt.Axes, dataset: str, sub: pd.DataFrame) -> None:
         summary = _seed_summary(sub, "lambda1")
         for depth, group in summary.groupby("depth"):
             ax.errorbar(
-                group["depth_width"],
-                group["mean"],
-                yerr=_spread(group["mean"], group["low"], group["high"]),
-                fmt="o",
-                ms=4,
-                capsize=1.5,
-                color=palette[depth],
-                label=f"depth {depth}",
-            )
-        _draw_fit(ax, _fit_row(fits, "lambda1", dataset), sub["depth_width"].to_numpy(), "fit")
+                group["depth_width"], group["mean"],
+                yerr=_spread(group["mean"], group["low"], group["high"]), fmt="o", ms=4,
+                capsize=1.5, color=palette[depth], label=f"depth {depth}",
+            )  # fmt: skip
+        _draw_fit(ax, _fit_row(t.fits, "lambda1", dataset), sub["depth_width"].to_numpy(), "fit")
         _loglog(ax, "depth × width", "λ1 at initialisation", dataset)
         _legend(ax)
-    fig.tight_layout()
+
     caption = (
         "Sharpness λ1 (top Hessian eigenvalue of the training loss, PyHessian) at "
         "initialisation against depth × width, log-log; dashed: its power-law fit "
-        f"(α < 0 means λ1 grows). {_arch_counts(rows)} Config: {spec.config_name}."
-        + _missing_note(sharp, "λ1 jobs")
+        f"(α < 0 means λ1 grows). {_arch_counts(rows)} Config: {t.study.config_name}."
+        + _missing_note(t.sharpness, "λ1 jobs")
     )
-    return Drawn(fig, caption)
+    return Drawn(_per_dataset(rows, panel), caption)
 
 
-def _joined(eta: pd.DataFrame, sharp: pd.DataFrame, spec: FigureSpec) -> pd.DataFrame:
-    main = _main_rows(eta, spec, [spec.primary_variant])
+def _joined(t: Tables) -> pd.DataFrame:
+    main = _main_rows(t.eta, [t.study.primary_variant])
     keys = ["dataset", "depth", "width", "depth_width", "seed"]
-    joined = _ok(main).merge(_ok(sharp)[[*keys, "lambda1"]], on=keys)
+    joined = _ok(main).merge(_ok(t.sharpness)[[*keys, "lambda1"]], on=keys)
     return _require(joined[joined["eta_star"] > 0], "jobs with both η* > 0 and λ1")
 
 
 def _depth_scatter(
     rows: pd.DataFrame, x: str, y: str, xlabel: str, ylabel: str, reference
 ) -> plt.Figure:
-    """One log-log panel per dataset, points coloured by depth, plus a reference line drawn by
-    ``reference(ax, panel_rows)``."""
-    datasets = sorted(rows["dataset"].unique())
+    """Log-log points coloured by depth, plus a reference line drawn by ``reference(ax, rows)``."""
     depths = sorted(rows["depth"].unique())
-    fig, axes = _panels(datasets)
-    for ax, dataset in zip(axes, datasets, strict=True):
-        sub = rows[rows["dataset"] == dataset]
+
+    def panel(ax: plt.Axes, dataset: str, sub: pd.DataFrame) -> None:
         sns.scatterplot(
             data=sub, x=x, y=y, hue="depth", palette=_depth_palette(depths), hue_order=depths,
             s=18, ax=ax, legend="full",
@@ -373,8 +365,8 @@ def _depth_scatter(
         reference(ax, sub)
         _loglog(ax, xlabel, ylabel, dataset)
         _legend(ax, title="depth")
-    fig.tight_layout()
-    return fig
+
+    return _per_dataset(rows, panel)
 
 
 def _stability_line(ax: plt.Axes, rows: pd.DataFrame) -> None:
@@ -382,35 +374,31 @@ def _stability_line(ax: plt.Axes, rows: pd.DataFrame) -> None:
     ax.plot(xs, 2 / xs, color="grey", lw=1, ls="--", label="η = 2/λ1")
 
 
-def figure_eta_vs_lambda1(eta: pd.DataFrame, sharp: pd.DataFrame, spec: FigureSpec) -> Drawn:
+@figure("eta_vs_lambda1")
+def figure_eta_vs_lambda1(t: Tables) -> Drawn:
     """Figure 6: η* against λ1, with η = 2/λ1 for reference."""
-    _style()
-    rows = _joined(eta, sharp, spec)
+    rows = _joined(t)
     fig = _depth_scatter(rows, "lambda1", "eta_star", "λ1 at initialisation", "η*", _stability_line)
     caption = (
         "η* against λ1 at initialisation (one point per architecture and seed, primary input-LR "
         "variant, main t), log-log; dashed: η = 2/λ1, the classical stability bound. The paper "
         f"finds the two closely but not inversely related. {_arch_counts(rows)} "
-        f"Config: {spec.config_name}."
+        f"Config: {t.study.config_name}."
     )
     return Drawn(fig, caption)
 
 
-def figure_eta_times_lambda1(eta: pd.DataFrame, sharp: pd.DataFrame, spec: FigureSpec) -> Drawn:
+@figure("eta_times_lambda1")
+def figure_eta_times_lambda1(t: Tables) -> Drawn:
     """Figure 7: η*·λ1 against depth x width: the drift away from a constant."""
-    _style()
-    rows = _joined(eta, sharp, spec).assign(product=lambda t: t["eta_star"] * t["lambda1"])
+    rows = _joined(t).assign(product=lambda r: r["eta_star"] * r["lambda1"])
     fig = _depth_scatter(
-        rows,
-        "depth_width",
-        "product",
-        "depth × width",
-        "η* · λ1",
+        rows, "depth_width", "product", "depth × width", "η* · λ1",
         lambda ax, _: ax.axhline(2.0, color="grey", lw=1, ls="--", label="η·λ1 = 2"),
-    )
+    )  # fmt: skip
     caption = (
         "η* · λ1 against depth × width, log-log: were η* inversely proportional to λ1 the points "
-        f"would lie on a horizontal line. {_arch_counts(rows)} Config: {spec.config_name}."
+        f"would lie on a horizontal line. {_arch_counts(rows)} Config: {t.study.config_name}."
     )
     return Drawn(fig, caption)
 
@@ -423,69 +411,53 @@ def _trace_choice(rows: pd.DataFrame) -> pd.Series:
     return pick.iloc[0]
 
 
-def figure_bisection_trace(eta: pd.DataFrame, spec: FigureSpec) -> Drawn:
+PROBE_STYLE = {"success": ("o", "C2"), "failure": ("s", "C1"), "diverged": ("X", "C3")}
+
+
+@figure("bisection_trace")
+def figure_bisection_trace(t: Tables) -> Drawn:
     """Figure 8: one search per dataset, probe by probe, with the final bracket shaded."""
-    _style()
-    rows_all = _main_rows(eta, spec, [spec.primary_variant])
-    rows = _require(_ok(rows_all), "η* rows with a search to trace")
-    datasets = sorted(rows["dataset"].unique())
-    fig, axes = _panels(datasets)
+    rows = _require(_ok(_main_rows(t.eta, [t.study.primary_variant])), "η* rows to trace")
+    keys = ["dataset", "variant", "threshold", "depth", "width", "seed"]
     shown = []
-    for ax, dataset in zip(axes, datasets, strict=True):
-        job = _trace_choice(rows[rows["dataset"] == dataset])
-        doc = json.loads(Path(job["path"]).read_text())
-        probes = doc["probes"]
-        ax.axvspan(doc["bracket_low"], doc["bracket_high"], color="C2", alpha=0.2, label="bracket")
-        for i, probe in enumerate(probes, start=1):
-            best = max(probe["val_accuracy"], default=0.0)
-            kind = "success" if probe["success"] else "diverged" if probe["diverged"] else "failure"
-            marker = {"success": "o", "failure": "s", "diverged": "X"}[kind]
-            colour = {"success": "C2", "failure": "C1", "diverged": "C3"}[kind]
-            ax.scatter(probe["lr"], best, marker=marker, color=colour, s=30, zorder=3,
+
+    def panel(ax: plt.Axes, dataset: str, sub: pd.DataFrame) -> None:
+        job = _trace_choice(sub)
+        probes = t.probes[np.logical_and.reduce([t.probes[k] == job[k] for k in keys])]
+        ax.axvspan(job["bracket_low"], job["bracket_high"], color="C2", alpha=0.2,
+                   label="bracket")  # fmt: skip
+        for p in probes.itertuples():
+            kind = "success" if p.success else "diverged" if p.diverged else "failure"
+            marker, colour = PROBE_STYLE[kind]
+            ax.scatter(p.lr, p.best_val_accuracy, marker=marker, color=colour, s=30, zorder=3,
                        label=kind)  # fmt: skip
-            ax.annotate(str(i), (probe["lr"], best), textcoords="offset points", xytext=(3, 3),
-                        fontsize="x-small")  # fmt: skip
-        ax.axhline(doc["inputs"]["threshold"], color="grey", lw=0.8, ls=":", label="t")
+            ax.annotate(str(p.probe), (p.lr, p.best_val_accuracy), textcoords="offset points",
+                        xytext=(3, 3), fontsize="x-small")  # fmt: skip
+        ax.axhline(job["threshold"], color="grey", lw=0.8, ls=":", label="t")
         handles, labels = ax.get_legend_handles_labels()
         unique = dict(zip(labels, handles, strict=True))
         ax.legend(unique.values(), unique.keys(), fontsize="x-small", frameon=False)
-        ax.set_xlabel("learning rate of the probe")
-        ax.set_ylabel("best validation accuracy")
+        ax.set(xlabel="learning rate of the probe", ylabel="best validation accuracy")
         ax.set_title(f"{dataset}: depth {job['depth']}, width {job['width']}, seed {job['seed']}")
         shown.append(f"{dataset} d{job['depth']} w{job['width']} s{job['seed']}")
-    fig.tight_layout()
+
+    fig = _per_dataset(rows, panel)
     caption = (
         "One search per dataset, probe by probe (numbers give the order): each probe's best "
         "validation accuracy within e epochs against its learning rate; circles reached t, squares "
         "did not, crosses diverged; shaded: the final bracket [η*, upper]. Shown: "
         + "; ".join(shown)
-        + f". Config: {spec.config_name}."
+        + f". Config: {t.study.config_name}."
     )
     return Drawn(fig, caption)
 
 
-def draw(
-    name: str, eta: pd.DataFrame, sharp: pd.DataFrame, fits: pd.DataFrame, spec: FigureSpec
-) -> Drawn:
-    """Dispatch by figure name (see FIGURES)."""
-    others = [v for v in spec.input_lr_variants if v != spec.primary_variant]
-    if name == "eta_small_input_lr":
-        return figure_eta(eta, fits, spec, [spec.primary_variant], "input layer at a small rate")
-    if name == "eta_full_input_lr":
-        return figure_eta(eta, fits, spec, others, "input layer at the full rate")
-    if name == "condition_width_over_depth":
-        return figure_condition_i(eta, fits, spec)
-    if name == "eta_vs_threshold":
-        return figure_eta_vs_threshold(eta, spec)
-    if name == "lambda1":
-        return figure_lambda1(sharp, fits, spec)
-    if name == "eta_vs_lambda1":
-        return figure_eta_vs_lambda1(eta, sharp, spec)
-    if name == "eta_times_lambda1":
-        return figure_eta_times_lambda1(eta, sharp, spec)
-    if name == "bisection_trace":
-        return figure_bisection_trace(eta, spec)
-    raise MilrError(f"unknown figure {name!r}; choose one of {', '.join(FIGURES)}")
+def draw(name: str, tables: Tables) -> Drawn:
+    """Draw figure ``name`` (one of :data:`milr.names.FIGURES`)."""
+    if name not in REGISTRY:
+        raise MilrError(f"unknown figure {name!r}; choose one of {', '.join(FIGURES)}")
+    _style()
+    return REGISTRY[name](tables)
 
 
 def save(drawn: Drawn, png: Path, pdf: Path, caption: Path) -> None:

@@ -18,16 +18,7 @@ import numpy as np
 import pandas as pd
 
 from milr import MilrError
-
-
-@dataclass(frozen=True)
-class FitOptions:
-    """Which points enter a fit, and how the interval is estimated."""
-
-    min_width_over_depth: float = 0.0
-    max_relative_bracket: float = math.inf
-    bootstrap: int = 2000
-    seed: int = 0
+from milr.settings import FitOptions
 
 
 @dataclass
@@ -128,7 +119,7 @@ def fit_power_law(
 def select_points(table: pd.DataFrame, options: FitOptions) -> tuple[pd.DataFrame, int]:
     """Rows that may enter a fit: width/depth above the ratio, bracket narrow enough."""
     keep = table["width"] / table["depth"] >= options.min_width_over_depth
-    if "relative_bracket" in table and math.isfinite(options.max_relative_bracket):
+    if "relative_bracket" in table and options.max_relative_bracket is not None:
         keep &= table["relative_bracket"] <= options.max_relative_bracket
     return table[keep], int((~keep).sum())
 

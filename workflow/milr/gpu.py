@@ -35,7 +35,6 @@ class Slot:
     """The GPU this process owns (``gpu_id`` is None when the choice was made elsewhere)."""
 
     gpu_id: int | None
-    visible_devices: str | None
 
 
 def default_lock_dir() -> Path:
@@ -90,10 +89,10 @@ def acquire_gpu_slot(
     for name in PRESET_VARIABLES:
         if os.environ.get(name):
             log.info("GPU already chosen by %s=%s; no slot taken", name, os.environ[name])
-            return Slot(None, os.environ.get("CUDA_VISIBLE_DEVICES"))
+            return Slot(None)
     ids = detect_gpu_ids() if gpu_ids is None else gpu_ids
     if not ids:
-        return Slot(None, None)
+        return Slot(None)
     folder = lock_dir or default_lock_dir()
     folder.mkdir(parents=True, exist_ok=True)
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
@@ -104,7 +103,7 @@ def acquire_gpu_slot(
                 _held.append(fd)
                 os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
                 log.info("took GPU slot %d (lock in %s)", gpu, folder)
-                return Slot(gpu, str(gpu))
+                return Slot(gpu)
         if deadline is not None and time.monotonic() >= deadline:
             raise MilrError(
                 f"no free GPU among {ids} after {timeout_s:.0f} s (locks in {folder}); "

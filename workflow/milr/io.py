@@ -6,6 +6,7 @@ previous file (or none), never a truncated one that Snakemake or a resumed searc
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import hashlib
 import json
@@ -15,11 +16,10 @@ import subprocess
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import milr
 
-T = TypeVar("T")
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -67,53 +67,55 @@ def read_json(path: str | os.PathLike) -> Any:
         raise milr.MilrError(f"{path} is not valid JSON ({err.msg}); delete it and rerun") from err
 
 
-def from_dict(cls: type[T], data: dict[str, Any]) -> T:
-    """Build dataclass ``cls`` from ``data``, recursing into dataclass-typed fields."""
-    import typing
-
-    hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for field in dataclasses.fields(cls):  # type: ignore[arg-type]
-        if field.name not in data:
-            continue
-        value = data[field.name]
-        hint = hints[field.name]
-        kwargs[field.name] = _coerce(hint, value)
-    return cls(**kwargs)
+def _milr_imports(nodes: Iterable[ast.AST]) -> set[str]:
+    """Package modules named by the import statements among ``nodes``."""
+    names: set[str] = set()
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[1] for a in node.names if a.name.startswith("milr.")}
+        elif isinstance(node, ast.ImportFrom) and node.module == "milr":
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("milr."):
+            names.add(node.module.split(".")[1])
+    return {n for n in names if (PACKAGE_DIR / f"{n}.py").is_file()}
 
 
-def _coerce(hint: Any, value: Any) -> Any:
-    import typing
-
-    if dataclasses.is_dataclass(hint) and isinstance(value, dict):
-        return from_dict(hint, value)
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (list, tuple) and args and isinstance(value, list):
-        inner = args[0]
-        converted = [_coerce(inner, v) for v in value]
-        return tuple(converted) if origin is tuple else converted
-    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
-        for arg in args:
-            if dataclasses.is_dataclass(arg) and isinstance(value, dict):
-                return from_dict(arg, value)
-    return value
+def _syntax(tree: ast.Module) -> str:
+    """The module's syntax tree without docstrings: comments, docstrings and formatting do not
+    change what the code computes, so they do not change its fingerprint."""
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(body, list) and body and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)
+        ):  # fmt: skip
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree)
 
 
-def source_hash(modules: Iterable[str] | None = None) -> str:
-    """A short hash of the package's source files (all, or the named modules).
+def code_fingerprint(entries: Iterable[str]) -> str:
+    """A short hash of the code a step runs: the ``entries`` modules and every package module
+    they import (at any depth, lazy imports included), plus the command line that calls them.
 
     Snakemake's code trigger sees only rule text, not imported modules; the workflow passes this
-    hash as a param so that a change to the code a rule runs reruns that rule's jobs.
+    as a param, so that a real edit to any module a step imports reruns exactly that step (and
+    what depends on it), and a comment edit reruns nothing.
     """
-    names = sorted(modules) if modules is not None else None
-    files = sorted(PACKAGE_DIR.glob("*.py"))
-    digest = hashlib.sha256()
-    for file in files:
-        if names is not None and file.stem not in names:
+    # The CLI dispatches every step: hash it, but follow only its module-level imports (its
+    # lazy imports are the other steps' code).
+    todo = [(name, True) for name in entries] + [("cli", False), ("__init__", False)]
+    seen: dict[str, str] = {}
+    while todo:
+        name, follow_all = todo.pop()
+        if name in seen:
             continue
-        digest.update(file.name.encode())
-        digest.update(file.read_bytes())
+        tree = ast.parse((PACKAGE_DIR / f"{name}.py").read_text())
+        nodes = ast.walk(tree) if follow_all else tree.body
+        todo += [(module, True) for module in _milr_imports(nodes)]
+        seen[name] = _syntax(tree)
+    digest = hashlib.sha256()
+    for name in sorted(seen):
+        digest.update(f"{name}\0{seen[name]}\0".encode())
     return digest.hexdigest()[:12]
 
 

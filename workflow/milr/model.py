@@ -3,12 +3,37 @@
 Depth, everywhere in milr (and so in every "depth x width" on an axis or in a fit), is the number
 of hidden layers: ``depth = L`` means L affine+ReLU layers of ``width`` units, followed by one
 affine output layer; the network has L + 1 weight matrices.
+
+:func:`relu_mlp` is the one forward pass: :class:`ReLUMLP` runs it on one network's layers, the
+batched trainer on K networks' stacked layers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 from torch import nn
+
+
+def affine(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """x W^T + b for one network (x: [B, in]) or a stack of K (x: [K, B, in], W: [K, out, in]).
+
+    Both are one fused BLAS call (addmm / baddbmm), which round alike: a stack of one network
+    trains bit for bit like the network alone on the CPU.
+    """
+    if x.dim() == 3:
+        return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+    return torch.addmm(bias, x, weight.t())
+
+
+def relu_mlp(x: torch.Tensor, layers: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """The network: affine + ReLU for every hidden layer, affine for the output layer."""
+    layers = list(layers)
+    for weight, bias in layers[:-1]:
+        x = torch.relu(affine(x, weight, bias))
+    weight, bias = layers[-1]
+    return affine(x, weight, bias)
 
 
 class ReLUMLP(nn.Module):
@@ -24,9 +49,7 @@ class ReLUMLP(nn.Module):
         self.width = width
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers[:-1]:
-            x = torch.relu(layer(x))
-        return self.layers[-1](x)
+        return relu_mlp(x, ((layer.weight, layer.bias) for layer in self.layers))
 
     @property
     def input_layer(self) -> nn.Linear:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import time
 import warnings
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -19,33 +18,10 @@ from torch import nn
 from milr.data import Dataset
 from milr.io import Provenance
 from milr.model import build_model
+from milr.records import SharpnessInputs, SharpnessResult
 
 # Offset between the seed of the network and the seed that picks the data subset.
 SUBSET_SEED_OFFSET = 0x5AB5E7
-
-
-@dataclass(frozen=True)
-class SharpnessInputs:
-    """Everything that determines a λ1 measurement."""
-
-    dataset: str
-    depth: int
-    width: int
-    seed: int
-    samples: int = 2048
-    max_iter: int = 100
-    tol: float = 1e-4
-
-
-@dataclass
-class SharpnessResult:
-    """The JSON document one sharpness job writes."""
-
-    inputs: SharpnessInputs
-    lambda1: float
-    samples_used: int
-    wall_time_s: float
-    provenance: Provenance | None = None
 
 
 def training_subset(data: Dataset, samples: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -88,11 +64,10 @@ def measure_sharpness(inputs: SharpnessInputs, data: Dataset) -> SharpnessResult
     """λ1 of a freshly initialised network (same init as the bisection's probes for this seed)."""
     start = time.perf_counter()
     device = data.x_train.device
-    model = build_model(
-        data.in_dim, inputs.width, inputs.depth, data.num_classes, inputs.seed, str(device)
-    )
-    x, y = training_subset(data, inputs.samples, inputs.seed)
-    lam = top_eigenvalue(model, x, y, inputs.seed, inputs.max_iter, inputs.tol)
+    net, how = inputs.network, inputs.sharpness
+    model = build_model(data.in_dim, net.width, net.depth, data.num_classes, net.seed, str(device))
+    x, y = training_subset(data, how.samples, net.seed)
+    lam = top_eigenvalue(model, x, y, net.seed, how.max_iter, how.tol)
     return SharpnessResult(
         inputs=inputs,
         lambda1=lam,

@@ -1,4 +1,4 @@
-"""Tidy tables from the per-job JSON results: one row per job, every input and every result.
+"""Tidy tables from the per-job JSON results: one row per job (and one per probe).
 
 A job that has not produced its result (failed, cancelled, still to run) appears as a row whose
 ``status`` is ``missing`` when the caller allows it, so a partial run shows what is absent instead
@@ -15,23 +15,50 @@ import pandas as pd
 
 from milr import MilrError
 from milr.io import read_json
+from milr.names import BISECT_PATTERN, SHARPNESS_PATTERN, WILDCARDS
+from milr.records import Study
 
+KEYS = ["dataset", "variant", "threshold", "role", "depth", "width", "depth_width", "seed"]
 ETA_COLUMNS = [
-    "dataset", "variant", "threshold", "depth", "width", "depth_width", "seed",
-    "input_lr_scale", "method", "scale", "upper", "iterations", "eta_star", "bracket_low",
-    "bracket_high", "relative_bracket", "probes", "no_success", "hit_upper_bound", "device",
-    "device_name", "wall_time_s", "status", "path",
+    *KEYS, "input_lr_scale", "method", "scale", "upper", "iterations", "eta_star",
+    "bracket_low", "bracket_high", "relative_bracket", "probes", "no_success", "hit_upper_bound",
+    "device", "device_name", "wall_time_s", "status", "path",
 ]  # fmt: skip
 SHARPNESS_COLUMNS = [
     "dataset", "depth", "width", "depth_width", "seed", "samples", "lambda1", "device",
     "device_name", "wall_time_s", "status", "path",
 ]  # fmt: skip
+PROBE_COLUMNS = [
+    *KEYS, "probe", "lr", "success", "diverged", "epochs_run", "best_val_accuracy",
+    "final_train_loss", "wall_time_s",
+]  # fmt: skip
 
-# Wildcards recoverable from a result path, for rows whose file is missing.
-_PATH_FIELDS = re.compile(
-    r"(?:(?P<dataset>[a-z0-9]+)/(?:(?P<variant>[A-Za-z0-9_]+)/t(?P<threshold>[0-9.]+)/)?)?"
-    r"d(?P<depth>\d+)-w(?P<width>\d+)-s(?P<seed>\d+)\.json$"
-)
+
+def _path_regex(pattern: str) -> re.Pattern:
+    """A regex that recovers the wildcards from the end of a result path of ``pattern`` (the
+    folders above the file name are optional, innermost first)."""
+
+    def segment(text: str) -> str:
+        regex = re.escape(text)
+        for name, allowed in WILDCARDS.items():
+            regex = regex.replace(re.escape("{" + name + "}"), f"(?P<{name}>{allowed})")
+        return regex
+
+    *folders, file = pattern.split("/")[1:]  # the first folder names the kind
+    prefix = ""
+    for folder in folders:
+        prefix = f"(?:{prefix}{segment(folder)}/)?"
+    return re.compile(f"(?:^|/){prefix}{segment(file)}$")
+
+
+PATHS = {"eta": _path_regex(BISECT_PATTERN), "sharpness": _path_regex(SHARPNESS_PATTERN)}
+
+
+def _role(study: Study | None, dataset: str, threshold: float) -> str:
+    """``main`` at the dataset's main t (exactly: both come from the same config value)."""
+    if study is None:
+        return ""
+    return "main" if study.thresholds.get(dataset) == threshold else "sweep"
 
 
 def _provenance(doc: dict) -> dict:
@@ -39,25 +66,35 @@ def _provenance(doc: dict) -> dict:
     return {"device": prov.get("device", ""), "device_name": prov.get("device_name", "")}
 
 
-def eta_row(path: Path, doc: dict) -> dict:
-    inputs = doc["inputs"]
+def _network(inputs: dict) -> dict:
+    net = inputs["network"]
     return {
-        "dataset": inputs["dataset"],
-        "variant": inputs.get("variant", ""),
-        "threshold": inputs["threshold"],
-        "depth": inputs["depth"],
-        "width": inputs["width"],
-        "depth_width": inputs["depth"] * inputs["width"],
-        "seed": inputs["seed"],
-        "input_lr_scale": inputs["input_lr_scale"],
-        "method": inputs.get("method", "bisect"),
-        "scale": inputs.get("scale", "linear"),
-        "upper": inputs["upper"],
-        "iterations": inputs["iterations"],
-        "eta_star": doc["eta_star"],
-        "bracket_low": doc["bracket_low"],
-        "bracket_high": doc["bracket_high"],
-        "relative_bracket": doc["relative_bracket"],
+        "dataset": net["dataset"],
+        "depth": net["depth"],
+        "width": net["width"],
+        "depth_width": net["depth"] * net["width"],
+        "seed": net["seed"],
+    }
+
+
+def eta_keys(doc: dict, study: Study | None) -> dict:
+    inputs = doc["inputs"]
+    keys = _network(inputs)
+    t = inputs["train"]["threshold"]
+    return {**keys, "variant": inputs["variant"], "threshold": t,
+            "role": _role(study, keys["dataset"], t)}  # fmt: skip
+
+
+def eta_row(path: Path, doc: dict, study: Study | None = None) -> dict:
+    inputs, search = doc["inputs"], doc["inputs"]["search"]
+    return {
+        **eta_keys(doc, study),
+        "input_lr_scale": inputs["train"]["input_lr_scale"],
+        "method": search["method"],
+        "scale": search["scale"],
+        "upper": search["upper"],
+        "iterations": search["iterations"],
+        **{k: doc[k] for k in ("eta_star", "bracket_low", "bracket_high", "relative_bracket")},
         "probes": len(doc["probes"]),
         "no_success": doc["no_success"],
         "hit_upper_bound": doc["hit_upper_bound"],
@@ -68,14 +105,9 @@ def eta_row(path: Path, doc: dict) -> dict:
     }
 
 
-def sharpness_row(path: Path, doc: dict) -> dict:
-    inputs = doc["inputs"]
+def sharpness_row(path: Path, doc: dict, study: Study | None = None) -> dict:
     return {
-        "dataset": inputs["dataset"],
-        "depth": inputs["depth"],
-        "width": inputs["width"],
-        "depth_width": inputs["depth"] * inputs["width"],
-        "seed": inputs["seed"],
+        **_network(doc["inputs"]),
         "samples": doc["samples_used"],
         "lambda1": doc["lambda1"],
         **_provenance(doc),
@@ -85,20 +117,49 @@ def sharpness_row(path: Path, doc: dict) -> dict:
     }
 
 
-def _missing_row(path: Path) -> dict:
-    match = _PATH_FIELDS.search(path.as_posix())
+def probe_rows(doc: dict, study: Study | None = None) -> list[dict]:
+    """One row per probe of a search, in the order the probes ran."""
+    keys = eta_keys(doc, study)
+    return [
+        {
+            **keys,
+            "probe": i,
+            **{k: p[k] for k in ("lr", "success", "diverged", "epochs_run")},
+            "best_val_accuracy": max(p["val_accuracy"], default=0.0),
+            "final_train_loss": p["final_train_loss"],
+            "wall_time_s": p["wall_time_s"],
+        }
+        for i, p in enumerate(doc["probes"], start=1)
+    ]
+
+
+def _missing_row(path: Path, kind: str, study: Study | None) -> dict:
+    match = PATHS[kind].search(path.as_posix())
     fields = {k: v for k, v in (match.groupdict() if match else {}).items() if v is not None}
     for key in ("depth", "width", "seed"):
         if key in fields:
             fields[key] = int(fields[key])
     if "threshold" in fields:
         fields["threshold"] = float(fields["threshold"])
+        fields["role"] = _role(study, fields["dataset"], fields["threshold"])
     if "depth" in fields and "width" in fields:
         fields["depth_width"] = fields["depth"] * fields["width"]
     return {**fields, "status": "missing", "path": str(path)}
 
 
-def collect(paths: Iterable[str | Path], kind: str, allow_missing: bool = False) -> pd.DataFrame:
+def _sorted(rows: list[dict], columns: list[str]) -> pd.DataFrame:
+    table = pd.DataFrame(rows, columns=columns)
+    order = [c for c in ("dataset", "variant", "threshold", "depth", "width", "seed", "probe")
+             if c in columns]  # fmt: skip
+    return table.sort_values(order).reset_index(drop=True)
+
+
+def collect(
+    paths: Iterable[str | Path],
+    kind: str,
+    allow_missing: bool = False,
+    study: Study | None = None,
+) -> pd.DataFrame:
     """Rows for the result files of one kind ("eta" or "sharpness")."""
     row_of, columns = {
         "eta": (eta_row, ETA_COLUMNS),
@@ -108,17 +169,21 @@ def collect(paths: Iterable[str | Path], kind: str, allow_missing: bool = False)
     for raw in paths:
         path = Path(raw)
         if not path.exists() and allow_missing:
-            rows.append(_missing_row(path))
+            rows.append(_missing_row(path, kind, study))
             continue
-        doc = read_json(path)
         try:
-            rows.append(row_of(path, doc))
+            rows.append(row_of(path, read_json(path), study))
         except (KeyError, TypeError) as err:
             raise MilrError(
                 f"{path} is not a {kind} result (missing {err}); rerun its job"
             ) from err
-    table = pd.DataFrame(rows, columns=columns)
-    return table.sort_values([c for c in columns[:7] if c in table]).reset_index(drop=True)
+    return _sorted(rows, columns)
+
+
+def collect_probes(paths: Iterable[str | Path], study: Study | None = None) -> pd.DataFrame:
+    """Every probe of every finished search (absent files have no probes to list)."""
+    rows = [row for p in paths if Path(p).exists() for row in probe_rows(read_json(p), study)]
+    return _sorted(rows, PROBE_COLUMNS)
 
 
 def split_by_kind(paths: Iterable[str]) -> tuple[list[str], list[str]]:

@@ -1,64 +1,43 @@
 """One training run at a constant learning rate: the probe that Algorithm 1 repeats.
 
-Plain SGD (no momentum unless asked), cross-entropy, minibatches of 128 sliced from data that
-already lives on the device: one gather per epoch (the shuffled copy) instead of a DataLoader
-and a host-to-device copy per step. Validation accuracy is measured after every epoch and the run
+Plain SGD (no momentum unless asked), cross-entropy, minibatches sliced from data that already
+lives on the device: one gather per epoch (the shuffled copy) instead of a DataLoader and a
+host-to-device copy per step. Validation accuracy is measured after every epoch and the run
 stops at the first epoch that reaches the threshold.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
-import math
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
-from milr.data import Dataset
+from milr.data import Dataset, shuffle_generator
 from milr.model import ReLUMLP, param_groups
+from milr.records import TrainRecord
+from milr.settings import TrainSettings
 
 log = logging.getLogger("milr")
 
-# Offset between the seed that draws the weights and the one that orders the minibatches, so
-# the two streams never coincide.
-SHUFFLE_SEED_OFFSET = 0x5EED
+
+def make_sgd(model: ReLUMLP, lr: float, settings: TrainSettings) -> torch.optim.SGD:
+    """SGD with the input layer at ``input_lr_scale`` x lr; ``foreach``: one multi-tensor update
+    per step, measured faster on CPU and GPU."""
+    groups = param_groups(model, lr, settings.input_lr_scale)
+    return torch.optim.SGD(groups, lr=lr, momentum=settings.momentum, foreach=True)
 
 
-@dataclass(frozen=True)
-class TrainSettings:
-    """Everything a probe needs besides the learning rate and the seed (paper defaults)."""
-
-    threshold: float
-    epochs: int = 10
-    batch_size: int = 128
-    input_lr_scale: float = 1.0
-    momentum: float = 0.0
-
-
-@dataclass
-class TrainRecord:
-    """The outcome of one probe."""
-
-    lr: float
-    success: bool
-    diverged: bool
-    epochs_run: int
-    val_accuracy: list[float] = field(default_factory=list)
-    final_train_loss: float = math.nan
-    wall_time_s: float = 0.0
-
-    @property
-    def best_val_accuracy(self) -> float:
-        return max(self.val_accuracy, default=0.0)
-
-
-def shuffle_generator(seed: int) -> torch.Generator:
-    """The CPU generator that orders minibatches: same seed, same order on every device."""
-    return torch.Generator().manual_seed(seed + SHUFFLE_SEED_OFFSET)
+def sgd_step(
+    model: ReLUMLP, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor
+) -> torch.Tensor:
+    """One SGD step on the minibatch (x, y); returns the loss before the step."""
+    loss = F.cross_entropy(model(x), y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss
 
 
 @torch.no_grad()
@@ -79,12 +58,7 @@ def train_probe(
     """Train ``model`` in place at learning rate ``lr``; the caller passes a fresh copy."""
     start = time.perf_counter()
     device = data.x_train.device
-    opt = torch.optim.SGD(
-        param_groups(model, lr, settings.input_lr_scale),
-        lr=lr,
-        momentum=settings.momentum,
-        foreach=True,  # one multi-tensor update per step: measured faster on CPU and GPU
-    )
+    opt = make_sgd(model, lr, settings)
     gen = shuffle_generator(seed)
     n = len(data.x_train)
     check_every = divergence_check_interval(device)
@@ -97,10 +71,7 @@ def train_probe(
         model.train()
         for step, begin in enumerate(range(0, n, settings.batch_size), start=1):
             batch = order[begin : begin + settings.batch_size]
-            loss = F.cross_entropy(model(data.x_train[batch]), data.y_train[batch])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            loss = sgd_step(model, opt, data.x_train[batch], data.y_train[batch])
             nonfinite |= ~torch.isfinite(loss)
             if step % check_every == 0 and bool(nonfinite):
                 break
@@ -119,103 +90,3 @@ def train_probe(
             break
     record.wall_time_s = time.perf_counter() - start
     return record
-
-
-TRAINERS = ("plain", "batched", "auto")
-
-# A probe request: (seed, learning rate); the seed picks the initial network and data order.
-Probe = tuple[int, float]
-Prober = Callable[[Sequence[Probe]], list[TrainRecord]]
-
-
-def _plain(
-    inits: dict[int, ReLUMLP], data: Dataset, settings: TrainSettings, probes: Sequence[Probe]
-) -> list[TrainRecord]:
-    return [
-        train_probe(copy.deepcopy(inits[seed]), data, lr, settings, seed) for seed, lr in probes
-    ]
-
-
-def _batched(
-    inits: dict[int, ReLUMLP], data: Dataset, settings: TrainSettings, probes: Sequence[Probe]
-) -> list[TrainRecord]:
-    from milr.batched import Member, train_batched
-
-    return train_batched([Member(inits[s], lr, s) for s, lr in probes], data, settings)
-
-
-def _step_time(run: Callable[[], object], repeats: int = 3) -> float:
-    run()  # warm-up: allocator, kernels
-    start = time.perf_counter()
-    for _ in range(repeats):
-        run()
-    return (time.perf_counter() - start) / repeats
-
-
-def batching_pays(init: ReLUMLP, data: Dataset, k: int, steps: int = 4) -> bool:
-    """Measure, on this machine and architecture, whether one stacked step of k networks beats
-    k plain steps (a few steps each, on the real data), instead of guessing from the size."""
-    from milr.batched import StackedMLP, losses_and_grads, masked_sgd
-
-    device = data.x_train.device
-    x, y = data.x_train[: 128 * steps], data.y_train[: 128 * steps]
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    plain = copy.deepcopy(init)
-    opt = torch.optim.SGD(plain.parameters(), lr=1e-6, foreach=True)
-
-    def plain_steps() -> None:
-        for i in range(steps):
-            loss = F.cross_entropy(plain(x[i * 128 : (i + 1) * 128]), y[i * 128 : (i + 1) * 128])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        sync()
-
-    stack = StackedMLP([init] * k)
-    rates = [torch.full((k,), 1e-6, device=device)] * len(stack.weights)
-    mask = torch.ones(k, dtype=torch.bool, device=device)
-
-    def stacked_steps() -> None:
-        for i in range(steps):
-            xb = x[i * 128 : (i + 1) * 128].unsqueeze(0).expand(k, -1, -1)
-            yb = y[i * 128 : (i + 1) * 128].unsqueeze(0).expand(k, -1)
-            _, grads = losses_and_grads(stack, xb, yb)
-            masked_sgd(stack, grads, rates, mask)
-        sync()
-
-    plain_s, stacked_s = _step_time(plain_steps), _step_time(stacked_steps)
-    log.info(
-        "auto trainer: %d plain runs %.2f ms/step vs stacked %.2f ms/step -> %s",
-        k,
-        1e3 * k * plain_s / steps,
-        1e3 * stacked_s / steps,
-        "batched" if stacked_s < k * plain_s else "plain",
-    )
-    return stacked_s < k * plain_s
-
-
-def make_prober(
-    inits: dict[int, ReLUMLP], data: Dataset, settings: TrainSettings, trainer: str = "plain"
-) -> Prober:
-    """A function that trains fresh copies of the seeded networks at the requested rates.
-
-    ``plain`` trains one network after another; ``batched`` stacks all requested probes into one
-    model (plain SGD only); ``auto`` measures once per stack size which of the two is faster here.
-    """
-    if trainer not in TRAINERS:
-        raise ValueError(f"unknown trainer {trainer!r}; choose one of {TRAINERS}")
-    if trainer != "plain" and settings.momentum != 0:
-        log.warning("momentum > 0: the batched trainer does plain SGD only; training plainly")
-        trainer = "plain"
-    decisions: dict[int, bool] = {}
-
-    def probe(probes: Sequence[Probe]) -> list[TrainRecord]:
-        k = len(probes)
-        use_batched = trainer == "batched" and k > 1
-        if trainer == "auto" and k > 1:
-            if k not in decisions:
-                decisions[k] = batching_pays(next(iter(inits.values())), data, k)
-            use_batched = decisions[k]
-        return (_batched if use_batched else _plain)(inits, data, settings, probes)
-
-    return probe

@@ -1,5 +1,5 @@
 # Config validation (defaults filled in from the schema), the job plan, and shared helpers.
-# The logic lives in the milr package (workflow/milr/plan.py); this file only wires it in.
+# The logic lives in the milr package (milr.config, milr.plan, milr.names); this file wires it in.
 import shlex
 import sys
 from pathlib import Path
@@ -11,10 +11,17 @@ sys.path.insert(0, str(PACKAGE_ROOT))
 
 from milr import MilrError  # noqa: E402
 from milr import plan  # noqa: E402
-from milr.io import source_hash  # noqa: E402
+from milr.config import validate_config  # noqa: E402
+from milr.io import code_fingerprint  # noqa: E402
+from milr.names import (
+    BISECT_PATTERN,
+    FIGURES,
+    SHARPNESS_PATTERN,
+    WILDCARDS,
+)  # noqa: E402
 
 try:
-    plan.validate_config(config)
+    validate_config(config)
 except MilrError as err:
     sys.exit(f"milr: error: {err}")
 
@@ -32,29 +39,27 @@ shell.prefix(
 )
 # Jobs that train ask for a GPU only when the config says the study runs on CUDA.
 GPU = 1 if config["device"] == "cuda" else 0
-# Snakemake's code trigger sees only the workflow's text, not imported modules: hash the
-# modules each step runs.
+# Snakemake's code trigger sees only the workflow's text, not imported modules: each step
+# carries a fingerprint of the package modules it imports (milr.io.code_fingerprint).
 CODE = {
-    "data": source_hash(["data", "io"]),
-    "bisect": source_hash(["data", "io", "model", "train", "batched", "search"]),
-    "sharpness": source_hash(["data", "io", "model", "sharpness"]),
-    "tables": source_hash(["io", "tables"]),
-    "fit": source_hash(["fit"]),
-    "figures": source_hash(["figures", "io"]),
+    step: code_fingerprint([module])
+    for step, module in {
+        "data": "data",
+        "bisect": "measure",
+        "sharpness": "sharpness",
+        "tables": "tables",
+        "fit": "fit",
+        "figures": "figures",
+    }.items()
 }
-FIGURES = plan.FIGURES
 # The config file named in figure captions: the last --configfile, else config.yaml.
 CONFIG_NAME = Path((workflow.overwrite_configfiles or ["config.yaml"])[-1]).name
-BISECT_OUT = f"{R}/{plan.BISECT_PATTERN}"
+BISECT_OUT = f"{R}/{BISECT_PATTERN}"
+SHARPNESS_OUT = f"{R}/{SHARPNESS_PATTERN}"
 
 
 wildcard_constraints:
-    dataset="gaussian|mnist|cifar10",
-    variant="[A-Za-z0-9_]+",
-    threshold="[0-9.]+",
-    depth=r"\d+",
-    width=r"\d+",
-    seed=r"\d+",
+    **WILDCARDS,
 
 
 def all_targets():
@@ -69,7 +74,7 @@ def all_targets():
 
 def journal_path(wildcards):
     """The resume journal: outside the declared outputs, which Snakemake deletes on failure."""
-    return f"{R}/journal/{plan.BISECT_PATTERN.format(**wildcards)}l"
+    return f"{R}/journal/{BISECT_PATTERN.format(**wildcards)}l"
 
 
 def partial_tables():

@@ -13,4 +13,4 @@ rule prepare:
         args=lambda wc: plan.data_args(config, wc.dataset),
         code=CODE["data"],
     shell:
-        "milr prepare --dataset {wildcards.dataset} --out {output} {params.args} 2> {log}"
+        "milr prepare --dataset {wildcards.dataset} --out {output} {params.args} > {log} 2>&1"

@@ -1,7 +1,5 @@
 # One rule per paper figure (figure_<name>), defined in a loop: each writes a PNG for the
 # report, a PDF for papers and a caption file that the report includes.
-FIGURE_SPEC = plan.figure_spec(config, CONFIG_NAME)
-
 for figure_name in FIGURES:
 
     rule:
@@ -11,6 +9,8 @@ for figure_name in FIGURES:
             eta=rules.aggregate.output.eta,
             sharpness=rules.aggregate.output.sharpness,
             fits=rules.fit.output[0],
+            probes=rules.aggregate.output.probes,
+            study=rules.aggregate.output.study,
         output:
             png=report(
                 f"{R}/figures/{figure_name}.png",
@@ -28,9 +28,8 @@ for figure_name in FIGURES:
         threads: 1
         params:
             name=figure_name,
-            spec=FIGURE_SPEC,
             code=CODE["figures"],
         shell:
             "milr figure {params.name} --eta {input.eta} --sharpness {input.sharpness}"
-            " --fits {input.fits} --spec {params.spec:q} --png {output.png}"
-            " --pdf {output.pdf} --caption {output.caption} 2> {log}"
+            " --fits {input.fits} --probes {input.probes} --study {input.study}"
+            " --png {output.png} --pdf {output.pdf} --caption {output.caption} > {log} 2>&1"

@@ -31,7 +31,7 @@ if config["search"]["batch_seeds"]:
             "milr bisect --dataset {wildcards.dataset} --data {input.data}"
             " --depth {wildcards.depth} --width {wildcards.width} --seed {params.seeds}"
             " {params.args} --journal {params.journals} --out {output}"
-            " --device {params.device} --threads {threads} 2> {log}"
+            " --device {params.device} --threads {threads} > {log} 2>&1"
 
 else:
 
@@ -62,4 +62,4 @@ else:
             "milr bisect --dataset {wildcards.dataset} --data {input.data}"
             " --depth {wildcards.depth} --width {wildcards.width} --seed {wildcards.seed}"
             " {params.args} --journal {params.journal} --out {output}"
-            " --device {params.device} --threads {threads} 2> {log}"
+            " --device {params.device} --threads {threads} > {log} 2>&1"

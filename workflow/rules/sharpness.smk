@@ -3,7 +3,7 @@ rule sharpness:
     input:
         data=f"{R}/data/{{dataset}}.pt",
     output:
-        f"{R}/sharpness/{{dataset}}/d{{depth}}-w{{width}}-s{{seed}}.json",
+        SHARPNESS_OUT,
     log:
         f"{R}/logs/sharpness/{{dataset}}/d{{depth}}-w{{width}}-s{{seed}}.log",
     benchmark:
@@ -20,4 +20,4 @@ rule sharpness:
     shell:
         "milr sharpness --dataset {wildcards.dataset} --data {input.data}"
         " --depth {wildcards.depth} --width {wildcards.width} --seed {wildcards.seed}"
-        " {params.args} --out {output} --device {params.device} --threads {threads} 2> {log}"
+        " {params.args} --out {output} --device {params.device} --threads {threads} > {log} 2>&1"

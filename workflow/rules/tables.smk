@@ -14,6 +14,12 @@ rule aggregate:
             caption="../report/table.rst",
             category="Tables",
         ),
+        probes=report(
+            f"{R}/tables/probes.csv",
+            caption="../report/table.rst",
+            category="Tables",
+        ),
+        study=f"{R}/tables/study.json",
     log:
         f"{R}/logs/aggregate.log",
     localrule: True
@@ -21,10 +27,12 @@ rule aggregate:
         "../../envs/analysis.yaml"
     threads: 1
     params:
+        study=plan.study_args(config, CONFIG_NAME),
         code=CODE["tables"],
     shell:
         "milr aggregate --eta-out {output.eta} --sharpness-out {output.sharpness}"
-        " {input.eta} {input.sharpness} 2> {log}"
+        " --probes-out {output.probes} --study-out {output.study} {params.study}"
+        " {input.eta} {input.sharpness} > {log} 2>&1"
 
 
 rule fit:
@@ -45,4 +53,4 @@ rule fit:
         code=CODE["fit"],
     shell:
         "milr fit --eta {input.eta} --sharpness {input.sharpness} --out {output}"
-        " {params.args} 2> {log}"
+        " {params.args} > {log} 2>&1"

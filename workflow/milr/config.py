@@ -1,0 +1,99 @@
+"""Validate a workflow config: JSON-schema defaults and checks, then what a schema cannot say.
+
+Imports nothing heavier than jsonschema and PyYAML (both come with Snakemake), so the Snakefile
+can validate from any environment, --sdm conda included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from milr import MilrError
+from milr.settings import GaussianSpec
+
+SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
+
+
+def _key_path(error) -> str:
+    """``grid.depths[0]`` from a jsonschema error's absolute path."""
+    text = ""
+    for part in error.absolute_path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def _default_filling_validator():
+    """A Draft 2020-12 validator that also writes each property's schema default."""
+    from jsonschema import Draft202012Validator, validators
+
+    check_properties = Draft202012Validator.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = yaml.safe_load(yaml.safe_dump(sub["default"]))
+        yield from check_properties(validator, properties, instance, schema)
+
+    return validators.extend(Draft202012Validator, {"properties": set_defaults})
+
+
+def load_schema(path: Path = SCHEMA) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text())
+
+
+def validate_config(config: dict[str, Any], schema_path: Path = SCHEMA) -> dict[str, Any]:
+    """Fill defaults and check ``config`` in place; raise a one-line error naming the key."""
+    validator = _default_filling_validator()(load_schema(schema_path))
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise MilrError(f"config key '{_key_path(first)}': {first.message}{more}")
+    _check_semantics(config)
+    return config
+
+
+def _check_semantics(config: Mapping[str, Any]) -> None:
+    """What a JSON schema cannot say: relations between values."""
+    search = config["search"]
+    active = config.get("active_datasets") or list(config["datasets"])
+    for name, ds in config["datasets"].items():
+        lower = ds.get("lower", 0.0)
+        if not ds["upper"] > lower:
+            raise MilrError(
+                f"config key 'datasets.{name}.upper': u = {ds['upper']} must exceed "
+                f"l = {lower}; raise upper or lower the lower bound"
+            )
+        if search["scale"] == "geometric" and lower <= 0 and name in active:
+            raise MilrError(
+                f"config key 'datasets.{name}.lower': geometric search needs l > 0 "
+                "(it bisects log lr); set lower, e.g. upper / 1024"
+            )
+        if name == "gaussian":
+            bayes = GaussianSpec(**ds["gaussian"]).bayes_accuracy()
+            for key, ts in (
+                ("threshold", [ds["threshold"]]),
+                ("threshold_sweep", ds["threshold_sweep"]),
+            ):
+                for t in ts:
+                    if t >= bayes:
+                        raise MilrError(
+                            f"config key 'datasets.gaussian.{key}': t = {t} is not below the "
+                            f"task's Bayes accuracy {bayes:.4f}; no network can reach it"
+                        )
+    for name in config.get("active_datasets") or []:
+        if name not in config["datasets"]:
+            raise MilrError(
+                f"config key 'active_datasets': {name!r} has no entry under datasets; "
+                f"add datasets.{name} or drop it from active_datasets"
+            )
+    if config["primary_variant"] not in config["input_lr_variants"]:
+        raise MilrError(
+            f"config key 'primary_variant': {config['primary_variant']!r} is not one of "
+            f"input_lr_variants {sorted(config['input_lr_variants'])}"
+        )

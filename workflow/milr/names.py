@@ -1,0 +1,41 @@
+"""Names shared by the package and the workflow: datasets, figures and result paths.
+
+Torch-free and dependency-free, so that the Snakefile (wildcard constraints, job lists) and the
+package agree on every name from one definition.
+"""
+
+from __future__ import annotations
+
+# The datasets the package knows; the names used in paths, configs and the CLI.
+DATASETS = ("gaussian", "mnist", "cifar10", "mnist1d")
+
+# The paper's figures, in order (milr.figures registers one function per name).
+FIGURES = (
+    "eta_small_input_lr",
+    "eta_full_input_lr",
+    "condition_width_over_depth",
+    "eta_vs_threshold",
+    "lambda1",
+    "eta_vs_lambda1",
+    "eta_times_lambda1",
+    "bisection_trace",
+)
+
+# Result paths under the results folder, with the workflow's wildcards.
+BISECT_PATTERN = "bisect/{dataset}/{variant}/t{threshold}/d{depth}-w{width}-s{seed}.json"
+SHARPNESS_PATTERN = "sharpness/{dataset}/d{depth}-w{width}-s{seed}.json"
+
+# What each wildcard may hold (Snakemake's wildcard_constraints and the tables' path parser).
+WILDCARDS = {
+    "dataset": "|".join(DATASETS),
+    "variant": "[A-Za-z0-9_]+",
+    "threshold": "[0-9.]+",
+    "depth": r"\d+",
+    "width": r"\d+",
+    "seed": r"\d+",
+}
+
+
+def format_threshold(t: float) -> str:
+    """The threshold as it appears in paths: shortest exact form (0.925, 0.34)."""
+    return f"{t:g}" if float(f"{t:g}") == t else repr(t)

@@ -1,0 +1,333 @@
+"""Every setting of a job, defined once: name, type, default, bounds and one-line help.
+
+Each setting is a field of one of the frozen dataclasses below, and its metadata is the only place
+its help and bounds are written. Everything else derives from them:
+
+- the command line: :func:`add_options` makes the flags (type, bounds, default, help) and
+  :func:`from_args` builds the dataclasses back from the parsed arguments;
+- the workflow's job parameters: :func:`to_flags` turns the settings a config implies into the
+  flags of one job, so that a change to any knob reruns exactly the jobs it touches;
+- the result records, which embed these dataclasses unchanged.
+
+``workflow/schemas/config.schema.yaml`` stays the user-facing validation of config.yaml; a test
+(tests/test_settings.py) proves that its defaults and bounds agree with the definitions here.
+Torch-free, so the Snakefile can import it from any environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import typing
+from dataclasses import MISSING, dataclass, field
+from typing import Any
+
+from milr import MilrError
+from milr.names import DATASETS
+
+SEED_MAX = 2**63 - 1  # torch.Generator.manual_seed takes a signed 64-bit seed
+
+
+def setting(
+    default: Any = MISSING,
+    *,
+    help: str,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    above: float | None = None,
+    below: float | None = None,
+    choices: tuple[str, ...] | None = None,
+    flag: str | None = None,
+    aliases: tuple[str, ...] = (),
+) -> Any:
+    """A dataclass field that carries its own help and bounds (``above``/``below``: exclusive)."""
+    meta = {"help": help, "minimum": minimum, "maximum": maximum, "above": above}
+    meta.update(below=below, choices=choices, flag=flag, aliases=aliases)
+    return field(default=default, metadata=meta)
+
+
+def describe_bounds(meta: dict) -> str:
+    """``>= 1``, ``> 0`` or ``in (0, 1]``: the bounds as a user reads them."""
+    low = (meta["minimum"], "[") if meta["minimum"] is not None else (meta["above"], "(")
+    high = (meta["maximum"], "]") if meta["maximum"] is not None else (meta["below"], ")")
+    if low[0] is not None and high[0] is not None:
+        return f"in {low[1]}{low[0]:g}, {high[0]:g}{high[1]}"
+    if low[0] is not None:
+        return f"{'>=' if low[1] == '[' else '>'} {low[0]:g}"
+    if high[0] is not None:
+        return f"{'<=' if high[1] == ']' else '<'} {high[0]:g}"
+    return "any number"
+
+
+def problem(value: Any, meta: dict) -> str | None:
+    """Why ``value`` breaks the setting's bounds, or None when it is fine."""
+    if meta["choices"] is not None:
+        return None if value in meta["choices"] else f"must be one of {', '.join(meta['choices'])}"
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    if not math.isfinite(value):
+        return f"must be a finite number, got {value}"
+    ok = (
+        (meta["minimum"] is None or value >= meta["minimum"])
+        and (meta["above"] is None or value > meta["above"])
+        and (meta["maximum"] is None or value <= meta["maximum"])
+        and (meta["below"] is None or value < meta["below"])
+    )
+    return None if ok else f"must be {describe_bounds(meta)}, got {value:g}"
+
+
+class Settings:
+    """Base of every settings dataclass: values are checked against their bounds on creation."""
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if "help" in f.metadata and value is not None:
+                issue = problem(value, dict(f.metadata))
+                if issue:
+                    raise MilrError(f"{type(self).__name__}.{f.name} {issue}")
+
+
+@dataclass(frozen=True)
+class Network(Settings):
+    """Which network: the dataset it learns, its architecture and the seed of its weights."""
+
+    dataset: str = setting(help="dataset the network learns", choices=DATASETS)
+    depth: int = setting(help="number of hidden layers", minimum=1)
+    width: int = setting(help="units per hidden layer", minimum=1)
+    seed: int = setting(
+        0, help="seed of the initial weights and the minibatch order", minimum=0, maximum=SEED_MAX
+    )
+
+
+@dataclass(frozen=True)
+class TrainSettings(Settings):
+    """Everything a probe needs besides its learning rate and seed (paper defaults)."""
+
+    threshold: float = setting(help="target validation accuracy t", above=0, maximum=1)
+    epochs: int = setting(10, help="epochs per probe e (paper: 10)", minimum=1)
+    batch_size: int = setting(128, help="minibatch size (paper: 128)", minimum=1)
+    input_lr_scale: float = setting(1.0, help="factor on the input layer's learning rate", above=0)
+    momentum: float = setting(0.0, help="SGD momentum (paper: plain SGD)", minimum=0, below=1)
+
+
+@dataclass(frozen=True)
+class SearchSpec(Settings):
+    """How η* is searched: the paper's Algorithm 1 is bisect, linear, l = 0, s = 5."""
+
+    upper: float = setting(help="top of the learning-rate bracket u", above=0)
+    lower: float = setting(0.0, help="bottom of the bracket l (paper: 0)", minimum=0)
+    iterations: int = setting(5, help="search rounds s (paper: 5)", minimum=1)
+    method: str = setting(
+        "bisect", help="bisect: Algorithm 1; kary: k probes per round", choices=("bisect", "kary")
+    )
+    k: int = setting(8, help="probes per round when method is kary", minimum=2)
+    scale: str = setting(
+        "linear",
+        help="linear (paper) or geometric (bisects log lr)",
+        choices=("linear", "geometric"),
+    )
+    trainer: str = setting(
+        "plain",
+        help="plain: one network at a time; batched: a round's probes as one stack; auto: measure",
+        choices=("plain", "batched", "auto"),
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.upper > self.lower:
+            raise MilrError(f"need upper > lower, got [{self.lower}, {self.upper}]")
+        if self.scale == "geometric" and self.lower <= 0:
+            raise MilrError("geometric search needs lower > 0 (it bisects log(lr)); set lower")
+
+    @property
+    def points_per_round(self) -> int:
+        return 1 if self.method == "bisect" else self.k
+
+
+@dataclass(frozen=True)
+class SharpnessSettings(Settings):
+    """How λ1 is measured: PyHessian's power iteration on a seeded training subset."""
+
+    samples: int = setting(2048, help="training samples the Hessian is taken over", minimum=1)
+    max_iter: int = setting(100, help="power-iteration cap (PyHessian's default)", minimum=1)
+    tol: float = setting(1e-4, help="relative change that stops the power iteration", above=0)
+
+
+@dataclass(frozen=True)
+class GaussianSpec(Settings):
+    """Two multivariate normals with a shared covariance; class = which normal drew the point.
+
+    ``mahalanobis`` is the distance between the means in the covariance's own metric, so the
+    Bayes-optimal accuracy is Phi(mahalanobis / 2) whatever the covariance.
+    """
+
+    dim: int = setting(32, help="input dimension", minimum=1)
+    mahalanobis: float = setting(
+        2.5, help="distance between the means (Bayes accuracy Phi(d/2))", above=0
+    )
+    condition: float = setting(
+        10.0, help="spread of the covariance's eigenvalues (log-spaced)", minimum=1, maximum=1e12
+    )
+    seed: int = setting(
+        0,
+        help="seed of the task's one fixed draw",
+        minimum=0,
+        maximum=SEED_MAX,
+        aliases=("--data-seed",),
+    )
+    train_per_class: int = setting(9000, help="training samples per class (paper)", minimum=1)
+    val_per_class: int = setting(1000, help="validation samples per class (paper)", minimum=1)
+
+    def bayes_accuracy(self) -> float:
+        return gaussian_bayes_accuracy(self.mahalanobis)
+
+
+@dataclass(frozen=True)
+class Mnist1dSpec(Settings):
+    """MNIST-1D (Greydanus 2020), generated procedurally by the ``mnist1d`` package."""
+
+    samples: int = setting(
+        20000, help="samples generated, split into train and validation", minimum=100
+    )
+    val_fraction: float = setting(0.2, help="share of the samples held out", above=0, below=1)
+    seed: int = setting(0, help="seed of the generator", minimum=0, maximum=2**32 - 1)
+
+
+@dataclass(frozen=True)
+class FitOptions(Settings):
+    """Which points enter a power-law fit, and how its interval is estimated."""
+
+    min_width_over_depth: float = setting(
+        0.0, help="condition (i): fit only width >= this x depth", minimum=0
+    )
+    max_relative_bracket: float | None = setting(
+        None, help="drop points whose bracket high/low exceeds this (default: keep all)", above=1
+    )
+    bootstrap: int = setting(2000, help="bootstrap resamples for the 95%% intervals", minimum=1)
+    seed: int = setting(0, help="seed of the bootstrap", minimum=0, maximum=SEED_MAX)
+
+
+# Datasets drawn or generated from settings (the others are downloaded): their config section.
+GENERATORS: dict[str, type] = {"gaussian": GaussianSpec, "mnist1d": Mnist1dSpec}
+
+
+def gaussian_bayes_accuracy(mahalanobis: float) -> float:
+    """Accuracy of the optimal (linear) classifier between two normals with a shared covariance
+    whose means are ``mahalanobis`` apart: Phi(Delta / 2)."""
+    return 0.5 * (1.0 + math.erf(mahalanobis / 2.0 / math.sqrt(2.0)))
+
+
+# --- deriving the command line and the job flags -------------------------------------------
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _scalar(hint: Any) -> type:
+    """int, float or str from a field's annotation (``float | None`` -> float)."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return args[0] if args else hint
+
+
+def flag_name(f: dataclasses.Field, prefix: str = "") -> str:
+    return "--" + (f.metadata["flag"] or prefix + f.name.replace("_", "-"))
+
+
+def _converter(kind: type, meta: dict):
+    def convert(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from err
+        issue = problem(value, meta)
+        if issue:
+            raise argparse.ArgumentTypeError(issue)
+        return value
+
+    convert.__name__ = kind.__name__
+    return convert
+
+
+def add_options(
+    parser: argparse.ArgumentParser,
+    cls: type,
+    prefix: str = "",
+    skip: tuple[str, ...] = (),
+    overrides: dict[str, dict] | None = None,
+) -> None:
+    """One option per setting of ``cls`` (recursing into nested settings)."""
+    hints = _hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        hint = hints[f.name]
+        if dataclasses.is_dataclass(hint):
+            add_options(parser, hint, prefix, skip, overrides)
+            continue
+        meta = dict(f.metadata)
+        kwargs: dict[str, Any] = {"help": meta["help"], "dest": f"{prefix}{f.name}"}
+        kwargs["metavar"] = f.name.upper()
+        if meta["choices"]:
+            kwargs.update(choices=meta["choices"], metavar=None)
+        else:
+            kwargs["type"] = _converter(_scalar(hint), meta)
+        if f.default is MISSING:
+            kwargs["required"] = True
+        else:
+            kwargs["default"] = f.default
+        kwargs.update((overrides or {}).get(f.name, {}))
+        parser.add_argument(flag_name(f, prefix), *meta["aliases"], **kwargs)
+
+
+def from_args(cls: type, args: argparse.Namespace, prefix: str = "", **fixed: Any) -> Any:
+    """Build ``cls`` from parsed arguments; ``fixed`` overrides fields by name at any depth."""
+    hints = _hints(cls)
+    values = {}
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        if f.name in fixed:
+            values[f.name] = fixed[f.name]
+        elif dataclasses.is_dataclass(hint):
+            values[f.name] = from_args(hint, args, prefix, **fixed)
+        elif hasattr(args, f"{prefix}{f.name}"):
+            values[f.name] = getattr(args, f"{prefix}{f.name}")
+    return cls(**values)
+
+
+def to_flags(obj: Any, prefix: str = "", skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The command-line flags that rebuild ``obj`` (None values are left to their default)."""
+    flags: dict[str, Any] = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if f.name in skip or value is None:
+            continue
+        if dataclasses.is_dataclass(value):
+            flags.update(to_flags(value, prefix, skip))
+        else:
+            flags[flag_name(f, prefix)] = value
+    return flags
+
+
+def pick(cls: type, values: dict[str, Any]) -> Any:
+    """``cls`` built from the entries of ``values`` that are its fields."""
+    return cls(**{f.name: values[f.name] for f in dataclasses.fields(cls) if f.name in values})
+
+
+def from_json(cls: type, data: dict[str, Any]) -> Any:
+    """A settings or record dataclass from its JSON form (nested dataclasses included)."""
+    hints = _hints(cls)
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        hint, value = hints[f.name], data[f.name]
+        nested = _scalar(hint)
+        if typing.get_origin(hint) is list and dataclasses.is_dataclass(nested):
+            value = [from_json(nested, item) for item in value]
+        elif dataclasses.is_dataclass(nested) and isinstance(value, dict):
+            value = from_json(nested, value)
+        values[f.name] = value
+    return cls(**values)
