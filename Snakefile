@@ -26,5 +26,9 @@ rule all:
         all_targets(),
 
 
+onstart:
+    check_gpus()
+
+
 onerror:
     partial_tables()

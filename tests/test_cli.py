@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -91,3 +92,64 @@ def test_python_dash_m_runs_the_cli(root):
         [sys.executable, "-m", "milr", "--version"], capture_output=True, text=True, env=env
     )
     assert out.returncode == 0 and out.stdout.startswith("milr ")
+
+
+GAUSS = [*BISECT, "--upper", "4", "--iterations", "2", "--epochs", "1", "--device", "cpu",
+         "--gaussian-dim", "4"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("out", "needle"),
+    [
+        ("file/result.json", "cannot be written"),  # the parent is a file
+        ("adir", "is a directory"),
+        ("/proc/milr/result.json", "cannot be written"),
+    ],
+)
+def test_unwritable_output_is_found_before_any_training(tmp_path, capsys, out, needle):
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "adir").mkdir()
+    path = out if out.startswith("/") else str(tmp_path / out)
+    assert main([*GAUSS, "--out", path]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("milr: error: --out") and needle in err and len(err.splitlines()) == 1
+    assert "device cpu" not in err  # nothing was trained: stopped before the device was set up
+
+
+def test_fit_on_an_empty_or_foreign_csv_is_one_line(tmp_path, capsys):
+    empty, other = tmp_path / "empty.csv", tmp_path / "other.csv"
+    empty.write_text("")
+    other.write_text("a,b\n1,2\n")
+    for table in (empty, other):
+        code = main(["fit", "--eta", str(table), "--sharpness", str(other), "--out",
+                     str(tmp_path / "f.csv")])  # fmt: skip
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and len(err.splitlines()) == 1 and "rerun its step" in err
+
+
+def test_a_runtime_failure_exits_1_in_one_line_and_debug_shows_the_traceback(
+    tmp_path, capsys, monkeypatch
+):
+    import milr.measure
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("CUDA error: an illegal memory access\nmore lines")
+
+    monkeypatch.setattr(milr.measure, "measure_eta_star_seeds", broken)
+    assert main([*GAUSS, "--out", str(tmp_path / "r.json")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == ("milr: error: bisect failed: RuntimeError: CUDA error: an illegal memory "
+                       "access (rerun with --debug for the traceback)")  # fmt: skip
+    with pytest.raises(RuntimeError):
+        main(["--debug", *GAUSS, "--out", str(tmp_path / "r.json")])
+
+
+def test_outputs_take_the_umask_like_any_file(tmp_path):
+    code = subprocess.run(
+        [sys.executable, "-c",
+         "import os, sys; os.umask(0o022); sys.path.insert(0, sys.argv[1]);"
+         "from milr.io import write_atomic; write_atomic(sys.argv[2], 'x')",
+         str(Path(__file__).resolve().parents[1] / "workflow"), str(tmp_path / "o.txt")],
+    )  # fmt: skip
+    assert code.returncode == 0
+    assert (tmp_path / "o.txt").stat().st_mode & 0o777 == 0o644

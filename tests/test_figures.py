@@ -17,7 +17,6 @@ SPEC = Study(
     thresholds={"gaussian": 0.85, "mnist": 0.925},
     primary_variant="small",
     input_lr_variants={"small": 0.1, "full": 1.0},
-    min_width_over_depth=8,
     sweep_architectures=[(1, 32), (4, 64)],
     config_name="test.yaml",
 )
@@ -61,6 +60,7 @@ def tables():
                                 dataset=dataset, variant=variant, threshold=t, depth=depth,
                                 width=width, depth_width=dw, seed=seed, eta_star=eta,
                                 bracket_low=eta, bracket_high=eta * 1.1, relative_bracket=1.1,
+                                no_success=False, hit_upper_bound=False,
                                 role="main" if t == SPEC.thresholds[dataset] else "sweep",
                                 status="ok",
                             )  # fmt: skip
@@ -121,7 +121,32 @@ def test_empty_table_fails_with_a_clear_message(tables):
 
 def test_zero_eta_is_named_in_the_caption(tables):
     eta = tables.eta.copy()
-    eta.loc[eta.index[(eta.dataset == "gaussian") & (eta.depth == 1)], "eta_star"] = 0.0
+    gone = eta.index[(eta.dataset == "gaussian") & (eta.depth == 1)]
+    eta.loc[gone, ["eta_star", "bracket_low", "no_success"]] = [0.0, 0.0, True]
     drawn = draw("eta_small_input_lr", with_eta(tables, eta))
     zero = ((eta.eta_star == 0) & (eta.variant == "small") & (eta.role == "main")).sum()
-    assert zero and f"{zero} jobs with η* = 0" in drawn.caption
+    assert zero and f"{zero} jobs with η* = 0 (no probe reached t): ▼" in drawn.caption
+    (ax, _) = drawn.figure.axes
+    bounds = [c for c in ax.collections if c.get_label() == "censored (v)"]
+    assert len(bounds) == 1 and len(bounds[0].get_offsets()) == zero
+
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_legends_sit_beside_the_axes_never_on_data(tables, name):
+    drawn = draw(name, tables)
+    drawn.figure.canvas.draw()
+    for ax in drawn.figure.axes:
+        legend = ax.get_legend()
+        if legend is not None:
+            box = legend.get_window_extent()
+            assert box.x0 >= ax.get_window_extent().x1  # entirely right of the plotting area
+
+
+def test_eta_figure_separates_seed_spread_bracket_and_depth_lines(tables):
+    drawn = draw("eta_small_input_lr", tables)
+    ax = drawn.figure.axes[0]
+    depth_lines = [
+        ln for ln in ax.get_lines() if ln.get_gid() != "fit" and ln.get_linestyle() == "-"
+    ]
+    assert len(depth_lines) >= 3  # one per depth (1, 2, 4)
+    assert "thick bars: spread over seeds" in drawn.caption and "final brackets" in drawn.caption

@@ -54,7 +54,7 @@ def test_defaults_are_filled_from_the_schema():
         (lambda c: c["training"].update(epoch=3), "training"),
         (lambda c: c["datasets"]["gaussian"].update(threshold=0.95), "datasets.gaussian.threshold"),
         (lambda c: c.update(primary_variant="tiny"), "primary_variant"),
-        (lambda c: c["search"].update(scale="geometric"), "datasets.mnist.lower"),
+        (lambda c: c["search"].update(scale="geometric"), "datasets.mnist.upper"),
         (lambda c: c.update(seeds=[]), "seeds"),
     ],
 )
@@ -77,8 +77,8 @@ def test_threshold_path_format_round_trips():
 def test_bisect_args_carry_every_knob(paper_config):
     config = validate_config(paper_config)
     args = plan.bisect_args(config, "mnist", "small", "0.925")
-    for flag in ("--threshold 0.925", "--upper 2.0", "--iterations 5", "--epochs 10",
-                 "--batch-size 128", "--input-lr-scale 0.1", "--method bisect",
+    for flag in ("--threshold 0.925", "--upper auto", "--start 0.5", "--iterations 5",
+                 "--epochs 10", "--batch-size 128", "--input-lr-scale 0.1", "--method bisect",
                  "--scale linear", "--momentum 0.0", "--trainer plain",
                  "--variant small"):  # fmt: skip
         assert flag in args

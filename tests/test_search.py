@@ -7,14 +7,14 @@ import math
 
 import pytest
 from milr import MilrError
+from milr.journal import Journal
+from milr.records import TrainRecord
 from milr.search import (
-    Journal,
-    SearchSpec,
     probe_points,
     search,
     update_bracket,
 )
-from milr.train import TrainRecord
+from milr.settings import SearchSpec
 
 
 class StepTrainer:
@@ -96,7 +96,7 @@ def test_journal_for_other_inputs_is_set_aside(tmp_path):
     again = StepTrainer(0.3)
     search(again, SearchSpec(upper=1.0, iterations=2), Journal(path, {"seed": 1}))
     assert again.calls == [0.5, 0.25]
-    assert (tmp_path / "j.jsonl.stale").exists()
+    assert (tmp_path / "j.jsonl.stale-inputs").exists()
 
 
 def test_torn_last_journal_line_is_ignored(tmp_path):
@@ -152,8 +152,55 @@ def test_probe_points_are_inside_the_bracket():
         {"upper": 1.0, "scale": "geometric"},
         {"upper": 1.0, "method": "ternary"},
         {"upper": 1.0, "iterations": 0},
+        {"upper": "auto", "scale": "geometric", "lower": 0.1},
+        {"upper": "auto", "start": 1e5},
+        {"upper": "tall"},
     ],
 )
 def test_bad_specs_are_rejected(kwargs):
     with pytest.raises(MilrError):
         SearchSpec(**kwargs)
+
+
+@pytest.mark.parametrize("true_eta", [0.0021, 0.013, 0.37, 0.99, 1.0, 7.5, 260.0])
+@pytest.mark.parametrize("start", [0.25, 1.0, 16.0])
+def test_auto_upper_brackets_every_scale_to_the_target(true_eta, start):
+    """Bracketing finds u with u failing and u/2 succeeding, then Algorithm 1 runs on [0, u]
+    (its first probe, u/2, is not trained again): relative bracket <= 1 + 2^-(s-1)."""
+    trainer = StepTrainer(true_eta)
+    out = search(trainer, SearchSpec(upper="auto", start=start, iterations=5))
+    assert out.bracket_low <= true_eta < out.bracket_high
+    assert out.relative_bracket <= 1.0625 + 1e-12
+    assert out.upper_found == "auto" and out.upper / 2 <= true_eta < out.upper
+    assert len(trainer.calls) == len(set(trainer.calls)) == out.bracketing_probes + 4
+    assert len(out.probes) == len(trainer.calls)
+    assert not out.no_success and not out.hit_upper_bound
+
+
+def test_auto_upper_near_the_start_costs_few_probes():
+    trainer = StepTrainer(1.5)
+    out = search(trainer, SearchSpec(upper="auto", start=1.0, iterations=5))
+    assert trainer.calls[:3] == [1.0, 4.0, 2.0] and out.upper == 2.0
+    assert len(trainer.calls) == 7
+
+
+def test_auto_upper_reports_eta_below_the_smallest_rate():
+    trainer = StepTrainer(1e-9)
+    out = search(trainer, SearchSpec(upper="auto", start=1.0, min_rate=1e-3))
+    assert out.no_success and out.eta_star == 0.0
+    assert out.bracket_high == min(trainer.calls) < 4e-3 and min(trainer.calls) >= 1e-3
+
+
+def test_auto_upper_reports_eta_above_the_largest_rate():
+    out = search(StepTrainer(1e9), SearchSpec(upper="auto", start=1.0, max_rate=100.0))
+    assert out.hit_upper_bound and out.eta_star == 64.0 and math.isinf(out.bracket_high)
+
+
+def test_auto_upper_resumes_from_the_journal(tmp_path):
+    path = tmp_path / "j.jsonl"
+    spec = SearchSpec(upper="auto", start=1.0, iterations=5)
+    first = search(StepTrainer(0.05), spec, Journal(path, {}))
+    again = StepTrainer(0.05)
+    second = search(again, spec, Journal(path, {}))
+    assert again.calls == [] and second.resumed_probes == len(first.probes)
+    assert (second.eta_star, second.upper) == (first.eta_star, first.upper)

@@ -46,7 +46,10 @@ MAPPING = {
     (TrainSettings, "input_lr_scale"): PROPS["input_lr_variants"]["additionalProperties"],
     **{(SearchSpec, k): PROPS["search"]["properties"][k] for k in ("iterations", "method", "k",
                                                                    "scale", "trainer")},
-    (SearchSpec, "upper"): DATASET["upper"],
+    (SearchSpec, "upper"): DATASET["upper"]["anyOf"][0] | {"enum": ["auto"]},
+    (SearchSpec, "start"): DATASET["start"],
+    (SearchSpec, "min_rate"): PROPS["search"]["properties"]["min_rate"],
+    (SearchSpec, "max_rate"): PROPS["search"]["properties"]["max_rate"],
     (SearchSpec, "lower"): DATASET["lower"],
     (Network, "depth"): PROPS["grid"]["properties"]["depths"]["items"],
     (Network, "width"): PROPS["grid"]["properties"]["widths"]["items"],
@@ -69,6 +72,8 @@ def test_schema_and_settings_agree(cls, name):
     node = resolve(MAPPING[(cls, name)])
     f = {f.name: f for f in dataclasses.fields(cls)}[name]
     meta = f.metadata
+    if meta["words"]:
+        assert tuple(node["enum"]) == meta["words"]
     if meta["choices"]:
         assert tuple(node["enum"]) == meta["choices"]
     else:

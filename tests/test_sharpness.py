@@ -8,11 +8,16 @@ import torch.nn.functional as F
 from milr.model import build_model
 from milr.records import SharpnessInputs
 from milr.settings import Network, SharpnessSettings
-from milr.sharpness import measure_sharpness, top_eigenvalue, training_subset
+from milr.sharpness import (
+    measure_sharpness,
+    preconditioned_top_eigenvalue,
+    top_eigenvalue,
+    training_subset,
+)
 from torch.func import functional_call
 
 
-def exact_top_eigenvalue(model, x, y) -> float:
+def exact_hessian(model, x, y) -> torch.Tensor:
     names = [n for n, _ in model.named_parameters()]
     shapes = [p.shape for _, p in model.named_parameters()]
     flat = torch.cat([p.detach().flatten() for p in model.parameters()]).double()
@@ -27,7 +32,11 @@ def exact_top_eigenvalue(model, x, y) -> float:
 
     hessian = torch.autograd.functional.hessian(loss, flat)
     model.float()
-    return float(torch.linalg.eigvalsh(hessian).max())
+    return hessian
+
+
+def exact_top_eigenvalue(model, x, y) -> float:
+    return float(torch.linalg.eigvalsh(exact_hessian(model, x, y)).max())
 
 
 @pytest.mark.parametrize(("depth", "width"), [(1, 6), (2, 5), (3, 4)])
@@ -49,3 +58,29 @@ def test_sharpness_is_reproducible_and_leaves_global_rng_alone(small_gaussian):
     second = measure_sharpness(inputs, small_gaussian)
     assert first.lambda1 == second.lambda1 > 0
     assert first.samples_used == 300
+
+
+@pytest.mark.parametrize("scale", [0.1, 1.0, 3.0])
+def test_preconditioned_sharpness_matches_the_exact_eigenvalue(small_gaussian, scale):
+    """λ1(P^1/2 H P^1/2) with P = the input layer's rate factor, against the exact matrix."""
+    model = build_model(small_gaussian.in_dim, 5, 2, 2, seed=4)
+    x, y = training_subset(small_gaussian, 256, seed=0)
+    hessian = exact_hessian(model, x, y)
+    first = sum(p.numel() for p in model.input_layer.parameters())
+    root = torch.ones(hessian.shape[0], dtype=torch.float64)
+    root[:first] = scale**0.5
+    exact = float(torch.linalg.eigvalsh(root[:, None] * hessian * root[None, :]).max())
+    estimate = preconditioned_top_eigenvalue(model, x, y, scale, seed=0, max_iter=1000, tol=1e-9)
+    assert estimate == pytest.approx(exact, rel=0.01)
+    if scale == 1.0:
+        assert estimate == pytest.approx(exact_top_eigenvalue(model, x, y), rel=0.01)
+
+
+def test_sharpness_job_measures_each_variant(small_gaussian):
+    inputs = SharpnessInputs(
+        Network("gaussian", depth=2, width=16), SharpnessSettings(samples=300),
+        {"small": 0.1, "full": 1.0},
+    )  # fmt: skip
+    result = measure_sharpness(inputs, small_gaussian)
+    assert result.preconditioned["full"] == result.lambda1
+    assert 0 < result.preconditioned["small"] < result.lambda1

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 
+import pytest
 import torch
 from milr.io import to_jsonable
 from milr.measure import measure_eta_star
 from milr.model import build_model, param_groups
+from milr.prober import make_prober
 from milr.records import SearchInputs
 from milr.settings import TrainSettings
-from milr.train import train_probe
+from milr.train import required_correct, train_probe
 
 
 def inputs(**overrides) -> SearchInputs:
@@ -94,3 +97,23 @@ def test_probes_share_one_initialisation(small_gaussian):
     again = build_model(small_gaussian.in_dim, 16, 2, 2, seed=3)
     for key, value in snapshot.items():
         assert torch.equal(value, again.state_dict()[key])
+
+
+def test_required_correct_is_exact_decimal_arithmetic():
+    assert required_correct(0.9, 10_000) == 9000  # float: 0.9 * 10000 = 9000.000000000002
+    assert required_correct(0.925, 10_000) == 9250 and required_correct(0.34, 10_000) == 3400
+    assert required_correct(0.85, 7) == 6  # ceil(5.95)
+
+
+@pytest.mark.parametrize("trainer", ["plain", "batched"])
+def test_a_probe_exactly_at_t_succeeds(small_gaussian, trainer):
+    """Ten validation points: t = k/10 exactly as reached counts as success in both trainers
+    (k/10 in float32 is below the decimal k/10 for k = 7, so a float comparison would fail)."""
+    data = dataclasses.replace(small_gaussian, x_val=small_gaussian.x_val[:10],
+                               y_val=small_gaussian.y_val[:10])  # fmt: skip
+    model = build_model(data.in_dim, 16, 2, 2, seed=0)
+    probe = make_prober({0: model}, data, TrainSettings(threshold=1.0, epochs=1), "plain")
+    reached = probe([(0, 1e-3)])[0].val_accuracy[0]
+    settings = TrainSettings(threshold=float(f"{reached:.1f}"), epochs=1)
+    (record,) = make_prober({0: model}, data, settings, trainer)([(0, 1e-3), (0, 1e-3)])[:1]
+    assert record.success and record.val_accuracy == [reached]

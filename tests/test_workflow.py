@@ -33,7 +33,12 @@ TINY = {
             "gaussian": {"dim": 8, "mahalanobis": 2.5, "condition": 10.0, "seed": 0},
         },
         "mnist": {"threshold": 0.5, "upper": 1.0},
-        "mnist1d": {"threshold": 0.2, "upper": 4.0, "mnist1d": {"samples": 400, "seed": 0}},
+        "mnist1d": {
+            "threshold": 0.2,
+            "upper": "auto",
+            "start": 1.0,
+            "mnist1d": {"samples": 400, "seed": 0},
+        },
     },
     "grid": {"depths": [1, 2], "widths": [8]},
     "seeds": [0],
@@ -82,7 +87,11 @@ def test_tiny_study_produces_the_tables(study):
     assert set(eta.columns) >= {"dataset", "variant", "threshold", "depth", "width", "seed",
                                 "eta_star", "bracket_low", "bracket_high", "probes",
                                 "hit_upper_bound", "device", "wall_time_s"}  # fmt: skip
-    assert (eta.status == "ok").all() and (eta.probes == 2).all()
+    assert (eta.status == "ok").all()
+    fixed, auto = eta[eta.upper_found == "fixed"], eta[eta.upper_found == "auto"]
+    assert (fixed.probes == 2).all() and set(auto.dataset) == {"mnist1d"}
+    assert (auto.probes == auto.bracketing_probes + 1).all()  # u/2 is not trained twice
+    assert (auto[~auto.no_success].relative_bracket <= 1.5).all()
     sharp = pd.read_csv(study / "results/tables/sharpness.csv")
     assert len(sharp) == 6 and (sharp.lambda1 > 0).all()
     fits = pd.read_csv(study / "results/tables/fits.csv")
@@ -136,6 +145,7 @@ def test_changing_a_training_knob_reruns_every_bisection(study):
 def checkout(tmp_path, root):
     """A copy of the workflow's code, to edit: the study's results stay where they are."""
     copy = tmp_path / "checkout"
+    copy.mkdir()
     for part in ("Snakefile", "config.yaml", "workflow", "envs"):
         (shutil.copytree if (root / part).is_dir() else shutil.copy)(root / part, copy / part)
     return copy

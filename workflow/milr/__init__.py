@@ -5,7 +5,7 @@ initialised network reaches a threshold validation accuracy within a few epochs 
 sharpness λ1 at initialisation, as in Iyer, Hanin & Rolnick (ICML 2023).
 
 Layers, bottom up (no module imports one above it): ``names``, ``settings``, ``io``,
-``records`` -> ``data``, ``model``, ``journal``, ``search`` -> ``train``, ``batched`` ->
+``records`` -> ``data``, ``model``, ``journal``, ``search`` -> ``train`` -> ``batched`` ->
 ``prober`` -> ``measure``, ``sharpness`` -> ``tables``, ``fit``, ``figures``, ``config``,
 ``plan`` -> ``cli``.
 """
@@ -14,4 +14,9 @@ __version__ = "0.1.0"
 
 
 class MilrError(Exception):
-    """A problem the user can fix (bad input, missing data); the CLI prints it as one line."""
+    """A problem the user can fix (bad input, missing data); the CLI prints it as one line and
+    exits with status 2."""
+
+
+class MilrFailure(MilrError):
+    """A failure while working (a download, a GPU that never came free); exit status 1."""

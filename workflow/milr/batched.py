@@ -31,6 +31,7 @@ from milr.data import Dataset, shuffle_generator
 from milr.model import ReLUMLP, relu_mlp
 from milr.records import TrainRecord
 from milr.settings import TrainSettings
+from milr.train import required_correct
 
 log = logging.getLogger("milr")
 
@@ -79,14 +80,15 @@ def _orders(seeds: Sequence[int], n: int, epochs: int, device: torch.device) -> 
 
 
 @torch.no_grad()
-def _accuracies(model: StackedMLP, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def _correct_counts(model: StackedMLP, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Correct predictions of each network of the stack on (x, y), in chunks."""
     k = model.weights[0].shape[0]
-    correct = torch.zeros(k, device=x.device)
+    correct = torch.zeros(k, dtype=torch.long, device=x.device)
     for start in range(0, len(x), EVAL_CHUNK):
         xb = x[start : start + EVAL_CHUNK]
         logits = model.forward(xb.unsqueeze(0).expand(k, -1, -1))
         correct += (logits.argmax(dim=2) == y[start : start + EVAL_CHUNK]).sum(dim=1)
-    return correct / len(x)
+    return correct
 
 
 def train_batched(
@@ -106,7 +108,8 @@ def train_batched(
     layer_lrs = [input_lrs] + [lrs] * (len(model.weights) - 1)
     active = torch.ones(k, dtype=torch.bool, device=device)
     records = [TrainRecord(lr=m.lr, success=False, diverged=False, epochs_run=0) for m in members]
-    n, bs = len(data.x_train), settings.batch_size
+    n, bs, n_val = len(data.x_train), settings.batch_size, len(data.y_val)
+    needed = required_correct(settings.threshold, n_val)
     orders = _orders([m.seed for m in members], n, settings.epochs, device)
     losses = torch.zeros(k, device=device)
     for epoch in range(1, settings.epochs + 1):
@@ -117,9 +120,9 @@ def train_batched(
             losses = stacked_sgd_step(
                 model, data.x_train[idx], data.y_train[idx], layer_lrs, active, nonfinite
             )
-        acc = _accuracies(model, data.x_val, data.y_val)
+        correct = _correct_counts(model, data.x_val, data.y_val)
         # The one host read of the epoch.
-        acc_h, nonfinite_h, active_h = acc.tolist(), nonfinite.tolist(), active.tolist()
+        correct_h, nonfinite_h, active_h = correct.tolist(), nonfinite.tolist(), active.tolist()
         losses_h = losses.detach().tolist()
         for i, record in enumerate(records):
             if not active_h[i]:
@@ -131,8 +134,8 @@ def train_batched(
                 record.final_train_loss = math.nan if math.isfinite(losses_h[i]) else losses_h[i]
                 active[i] = False
                 continue
-            record.val_accuracy.append(acc_h[i])
-            if acc_h[i] >= settings.threshold:
+            record.val_accuracy.append(correct_h[i] / n_val)
+            if correct_h[i] >= needed:
                 record.success = True
                 active[i] = False
         log.info(

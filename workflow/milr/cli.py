@@ -1,24 +1,32 @@
 """The milr command line: the steps the workflow's rules call.
 
-Every subcommand writes its outputs atomically, logs progress to stderr, and turns bad input into
-one line "milr: error: ..." with exit status 2. The options of every setting (type, bounds,
-default, help) come from milr.settings, the one place they are defined.
+Every subcommand checks its inputs and that its outputs can be written before any work, writes
+atomically and logs progress to stderr. A problem is one line "milr: error: ...": exit status 2
+for bad input, 1 for a failure while working; --debug (or MILR_DEBUG=1) shows the traceback.
+The options of every setting (type, bounds, default, help) come from milr.settings.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import sys
 from pathlib import Path
 
-from milr import MilrError, __version__
+from milr import MilrError, MilrFailure, __version__
+from milr.io import check_writable, to_jsonable
 from milr.names import DATASETS, FIGURES
 from milr.records import SearchInputs, SharpnessInputs, Study
 from milr.settings import FitOptions, GaussianSpec, Mnist1dSpec, add_options, from_args
 
 log = logging.getLogger("milr")
 EXIT_USAGE = 2
+EXIT_FAILURE = 1
+# Options that name files a command writes: each is checked writable before any work.
+OUTPUT_OPTIONS = ("out", "journal", "eta_out", "sharpness_out", "probes_out", "study_out", "png",
+                  "pdf", "caption")  # fmt: skip
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -73,19 +81,21 @@ def architecture(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"{text!r} is not DEPTHxWIDTH, e.g. 4x512") from err
 
 
-def resolve_device(choice: str, gpu_lock_dir: Path | None = None) -> str:
+def resolve_device(choice: str, gpu_lock_dir: Path | None = None, wait_s: float = 3600) -> str:
     """``auto`` = CUDA when available. For CUDA, take a GPU slot before CUDA initialises."""
-    from milr.gpu import acquire_gpu_slot
+    from milr.gpu import acquire_gpu_slot, require_gpus
 
+    if choice == "cuda" and (problem := require_gpus(listed=False)):
+        raise MilrFailure(problem)
     if choice in ("auto", "cuda"):
-        slot = acquire_gpu_slot(lock_dir=gpu_lock_dir)
+        slot = acquire_gpu_slot(lock_dir=gpu_lock_dir, timeout_s=wait_s)
         import torch
 
         if torch.cuda.is_available():
             log.info("device cuda (%s), slot %s", torch.cuda.get_device_name(0), slot.gpu_id)
             return "cuda"
         if choice == "cuda":
-            raise MilrError("--device cuda asked for, but torch sees no CUDA device; use cpu")
+            raise MilrFailure("--device cuda asked for, but torch sees no CUDA device; use cpu")
     return "cpu"
 
 
@@ -98,11 +108,22 @@ def add_device(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (torch default)")
     parser.add_argument(
+        "--gpu-wait",
+        type=float,
+        default=float(os.environ.get("MILR_GPU_WAIT_S", 3600)),
+        help="seconds to wait for a free GPU slot before giving up ($MILR_GPU_WAIT_S)",
+    )
+    parser.add_argument(
         "--gpu-lock-dir",
         type=Path,
         default=None,
         help="GPU slot locks (default $MILR_GPU_LOCK_DIR or /tmp)",
     )
+
+
+def add_list(parser: argparse.ArgumentParser, flag: str, kind, metavar: str, text: str) -> None:
+    """A repeatable option (``--flag A --flag B``) whose values collect in a list."""
+    parser.add_argument(flag, type=kind, action="append", default=[], metavar=metavar, help=text)
 
 
 def add_data(parser: argparse.ArgumentParser) -> None:
@@ -115,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="milr", description=__doc__)
     parser.add_argument("--version", action="version", version=f"milr {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks (or MILR_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     def command(name: str, summary: str) -> argparse.ArgumentParser:
@@ -123,7 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     prep = command("prepare", "download (MNIST, CIFAR-10) or generate a dataset into a cache file")
     prep.add_argument("--dataset", choices=DATASETS, required=True, help="dataset to prepare")
     prep.add_argument("--out", type=Path, required=True, help="cache file to write")
-    prep.add_argument("--data-dir", type=Path, default=Path("data"), help="raw torchvision files")
+    prep.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ.get("MILR_DATA_DIR", "data")),
+        help="raw torchvision files (default: $MILR_DATA_DIR or data)",
+    )
     prep.add_argument("--no-download", action="store_true", help="use files placed by hand")
     add_options(prep, GaussianSpec, prefix="gaussian-")
     add_options(prep, Mnist1dSpec, prefix="mnist1d-")
@@ -152,6 +179,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sharp = command("sharpness", "λ1 at initialisation for one architecture and seed")
     add_options(sharp, SharpnessInputs)
+    add_list(
+        sharp,
+        "--input-lr-variant",
+        name_value(float),
+        "NAME=FACTOR",
+        "also measure λ1 of P^1/2 H P^1/2 with the input layer at this factor",
+    )
     add_data(sharp)
     sharp.add_argument("--out", type=Path, help="result JSON (default: print)")
     add_device(sharp)
@@ -163,32 +197,28 @@ def build_parser() -> argparse.ArgumentParser:
     agg.add_argument("--probes-out", type=Path, help="probe table, one row per probe")
     agg.add_argument("--study-out", type=Path, help="study file the figures read")
     agg.add_argument("--allow-missing", action="store_true", help="list absent files as rows")
-    agg.add_argument(
+    add_list(
+        agg,
         "--main-threshold",
-        type=name_value(float),
-        action="append",
-        default=[],
-        metavar="DATASET=T",
-        help="each dataset's main t (others are its sweep)",
+        name_value(float),
+        "DATASET=T",
+        "each dataset's main t (others are its sweep)",
     )
-    agg.add_argument(
+    add_list(
+        agg,
         "--input-lr-variant",
-        type=name_value(float),
-        action="append",
-        default=[],
-        metavar="NAME=FACTOR",
-        help="input-layer learning-rate variants",
+        name_value(float),
+        "NAME=FACTOR",
+        "input-layer learning-rate variants",
     )
     agg.add_argument("--primary-variant", default="small", help="variant of the headline figure")
-    agg.add_argument(
+    add_list(
+        agg,
         "--sweep-architecture",
-        type=architecture,
-        action="append",
-        default=[],
-        metavar="DEPTHxWIDTH",
-        help="architectures of the threshold sweep",
+        architecture,
+        "DEPTHxWIDTH",
+        "architectures of the threshold sweep",
     )
-    agg.add_argument("--min-width-over-depth", type=float, default=0.0, help="condition (i)")
     agg.add_argument("--config-name", default="config.yaml", help="config named in captions")
 
     fit = command("fit", "power-law fits against depth × width, with bootstrap intervals")
@@ -232,12 +262,29 @@ def load_dataset(args: argparse.Namespace, dataset: str, device: str):
 
 def prepare_device(args: argparse.Namespace) -> str:
     """The device (GPU slot taken first) and the CPU thread count."""
-    device = resolve_device(args.device, args.gpu_lock_dir)
+    device = resolve_device(args.device, args.gpu_lock_dir, args.gpu_wait)
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
+    log.info("device %s, %s CPU threads", device, args.threads or "default")
     return device
+
+
+def read_table(path: Path, columns: tuple[str, ...]):
+    """A CSV table this package wrote, or a one-line error saying what it is not."""
+    import pandas as pd
+
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise MilrError(
+            f"{path} is not a CSV table ({type(err).__name__}); rerun its step"
+        ) from err
+    missing = sorted(set(columns) - set(table.columns))
+    if missing:
+        raise MilrError(f"{path} lacks the columns {missing}: not a milr table; rerun its step")
+    return table
 
 
 def cmd_prepare(args: argparse.Namespace) -> None:
@@ -270,6 +317,7 @@ def cmd_bisect(args: argparse.Namespace) -> None:
 
     # Every input is checked (by the settings' bounds) before any data is touched.
     inputs = [from_args(SearchInputs, args, seed=seed) for seed in args.seed]
+    log.info("milr bisect: %s", json.dumps(to_jsonable(inputs[0]) | {"seeds": args.seed}))
     if len(set(args.seed)) != len(args.seed):
         raise MilrError(f"--seed lists a seed twice: {args.seed}")
     outs = _per_seed(args.out, args.seed, "--out")
@@ -295,7 +343,8 @@ def cmd_sharpness(args: argparse.Namespace) -> None:
     from milr.io import write_json
     from milr.sharpness import measure_sharpness
 
-    inputs = from_args(SharpnessInputs, args)
+    inputs = from_args(SharpnessInputs, args, input_lr_variants=dict(args.input_lr_variant))
+    log.info("milr sharpness: %s", json.dumps(to_jsonable(inputs)))
     device = prepare_device(args)
     result = measure_sharpness(inputs, load_dataset(args, args.dataset, device))
     if args.out:
@@ -310,7 +359,6 @@ def study_from_args(args: argparse.Namespace) -> Study | None:
         thresholds=dict(args.main_threshold),
         input_lr_variants=dict(args.input_lr_variant),
         primary_variant=args.primary_variant,
-        min_width_over_depth=args.min_width_over_depth,
         sweep_architectures=list(args.sweep_architecture),
         config_name=args.config_name,
     )
@@ -337,13 +385,12 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
 
 
 def cmd_fit(args: argparse.Namespace) -> None:
-    import pandas as pd
 
     from milr.fit import fit_tables
     from milr.io import write_atomic
 
-    eta = pd.read_csv(args.eta)
-    sharp = pd.read_csv(args.sharpness)
+    eta = read_table(args.eta, ("status", "depth", "width", "bracket_low", "bracket_high"))
+    sharp = read_table(args.sharpness, ("status", "depth", "width", "lambda1"))
     fits = fit_tables(
         eta[eta["status"] == "ok"], sharp[sharp["status"] == "ok"], from_args(FitOptions, args)
     )
@@ -352,7 +399,6 @@ def cmd_fit(args: argparse.Namespace) -> None:
 
 
 def cmd_figure(args: argparse.Namespace) -> None:
-    import pandas as pd
 
     from milr.figures import Tables, draw, save
     from milr.io import read_json
@@ -365,7 +411,11 @@ def cmd_figure(args: argparse.Namespace) -> None:
     except TypeError as err:
         raise MilrError(f"{args.study} is not a study file ({err}); rerun milr aggregate") from err
     tables = Tables(
-        *(pd.read_csv(p) for p in (args.eta, args.sharpness, args.fits, args.probes)), study=study
+        read_table(args.eta, ("status", "dataset", "variant", "role", "eta_star")),
+        read_table(args.sharpness, ("status", "dataset", "lambda1")),
+        read_table(args.fits, ("quantity", "dataset")),
+        read_table(args.probes, ("dataset", "lr", "success")),
+        study=study,
     )
     drawn = draw(args.name, tables)
     save(drawn, args.png, args.pdf, args.caption)
@@ -382,6 +432,15 @@ COMMANDS = {
 }
 
 
+def check_outputs(args: argparse.Namespace) -> None:
+    """Every output the command will write can be written: found now, not after the work."""
+    for name in OUTPUT_OPTIONS:
+        value = getattr(args, name, None)
+        for path in value if isinstance(value, list) else [value]:
+            if path is not None:
+                check_writable(path, "--" + name.replace("_", "-"))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -390,11 +449,24 @@ def main(argv: list[str] | None = None) -> int:
         datefmt="%H:%M:%S",
         stream=sys.stderr,
     )
+    debug = args.debug or os.environ.get("MILR_DEBUG", "") not in ("", "0")
     try:
+        check_outputs(args)
         COMMANDS[args.command](args)
     except MilrError as err:
+        if debug:
+            raise
         sys.stderr.write(f"milr: error: {err}\n")
-        return EXIT_USAGE
+        return EXIT_FAILURE if isinstance(err, MilrFailure) else EXIT_USAGE
+    except Exception as err:  # a bug or an environment problem: one line unless --debug
+        if debug:
+            raise
+        first = str(err).splitlines()[0] if str(err) else ""
+        sys.stderr.write(
+            f"milr: error: {args.command} failed: {type(err).__name__}: {first} "
+            "(rerun with --debug for the traceback)\n"
+        )
+        return EXIT_FAILURE
     return 0
 
 

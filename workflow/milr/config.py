@@ -6,6 +6,7 @@ can validate from any environment, --sdm conda included.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,24 @@ def _key_path(error) -> str:
     return text or "(top level)"
 
 
+def _strict_types():
+    """JSON Schema's types, stricter: an integer is a Python int (10.0 and True are not), a
+    number is finite (YAML's .nan and .inf are not)."""
+    from jsonschema import Draft202012Validator
+
+    def integer(_, value) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    def number(_, value) -> bool:
+        return (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and (math.isfinite(value))
+        )
+
+    return Draft202012Validator.TYPE_CHECKER.redefine_many({"integer": integer, "number": number})
+
+
 def _default_filling_validator():
     """A Draft 2020-12 validator that also writes each property's schema default."""
     from jsonschema import Draft202012Validator, validators
@@ -39,7 +58,9 @@ def _default_filling_validator():
                     instance[name] = yaml.safe_load(yaml.safe_dump(sub["default"]))
         yield from check_properties(validator, properties, instance, schema)
 
-    return validators.extend(Draft202012Validator, {"properties": set_defaults})
+    return validators.extend(
+        Draft202012Validator, {"properties": set_defaults}, type_checker=_strict_types()
+    )
 
 
 def load_schema(path: Path = SCHEMA) -> dict[str, Any]:
@@ -63,8 +84,14 @@ def _check_semantics(config: Mapping[str, Any]) -> None:
     search = config["search"]
     active = config.get("active_datasets") or list(config["datasets"])
     for name, ds in config["datasets"].items():
-        lower = ds.get("lower", 0.0)
-        if not ds["upper"] > lower:
+        lower = ds["lower"]
+        if ds["upper"] == "auto":
+            if name in active and (search["scale"] != "linear" or lower != 0):
+                raise MilrError(
+                    f"config key 'datasets.{name}.upper': auto runs Algorithm 1 on [0, u]; "
+                    "set search.scale: linear and drop lower"
+                )
+        elif not ds["upper"] > lower:
             raise MilrError(
                 f"config key 'datasets.{name}.upper': u = {ds['upper']} must exceed "
                 f"l = {lower}; raise upper or lower the lower bound"
@@ -92,6 +119,8 @@ def _check_semantics(config: Mapping[str, Any]) -> None:
                 f"config key 'active_datasets': {name!r} has no entry under datasets; "
                 f"add datasets.{name} or drop it from active_datasets"
             )
+    if Path(config["results"]).resolve() == Path("/"):
+        raise MilrError("config key 'results': the filesystem root is no results folder")
     if config["primary_variant"] not in config["input_lr_variants"]:
         raise MilrError(
             f"config key 'primary_variant': {config['primary_variant']!r} is not one of "

@@ -12,6 +12,7 @@ same for every user, and is what torchvision ships.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from typing import Any
 
 import torch
 
-from milr import MilrError
+from milr import MilrError, MilrFailure
 from milr.io import write_atomic
 from milr.names import DATASETS
 from milr.settings import GaussianSpec, Mnist1dSpec
@@ -49,6 +50,7 @@ class Dataset:
     y_val: torch.Tensor
     num_classes: int
     info: dict[str, Any] = field(default_factory=dict)
+    fingerprint: str = ""  # of the cached content: a resumed search checks it is the same data
 
     @property
     def in_dim(self) -> int:
@@ -157,6 +159,16 @@ def save_cache(payload: dict[str, Any], path: str | Path) -> None:
     write_atomic(path, buffer.getvalue())
 
 
+def payload_fingerprint(payload: dict[str, Any]) -> str:
+    """A hash of everything a payload feeds to training: features, labels, statistics."""
+    digest = hashlib.sha256()
+    for key in ("x_train", "y_train", "x_val", "y_val", "mean", "std"):
+        tensor = payload[key].contiguous()
+        digest.update(f"{key}{tuple(tensor.shape)}{tensor.dtype}".encode())
+        digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
 def payload_to_dataset(payload: dict[str, Any], device: str | torch.device = "cpu") -> Dataset:
     """Standardise a cache payload on ``device`` with its stored training statistics."""
     mean = payload["mean"].to(device)
@@ -173,6 +185,7 @@ def payload_to_dataset(payload: dict[str, Any], device: str | torch.device = "cp
         y_val=payload["y_val"].to(device),
         num_classes=int(payload["num_classes"]),
         info=dict(payload["info"]),
+        fingerprint=payload_fingerprint(payload),
     )
 
 
@@ -218,7 +231,7 @@ def _torchvision_arrays(name: str, root: Path, download: bool) -> dict[str, Any]
                 f"{name} files in {root} are corrupt or truncated ({reason}); delete them, "
                 f"place {MANUAL_FILES[name]} there and rerun"
             ) from err
-        raise MilrError(
+        raise MilrFailure(
             f"could not download {name} into {root} ({reason}); without network, place "
             f"{MANUAL_FILES[name]} under {root} and rerun"
         ) from err

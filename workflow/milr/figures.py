@@ -25,11 +25,12 @@ import seaborn as sns  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
 from milr import MilrError  # noqa: E402
+from milr.fit import eta_point  # noqa: E402
 from milr.io import write_atomic  # noqa: E402
 from milr.names import FIGURES  # noqa: E402
 from milr.records import Study  # noqa: E402
 
-PANEL = (3.4, 2.9)  # inches per panel: one paper column
+PANEL = (4.6, 2.9)  # inches per panel: one paper column, plus the legend beside the axes
 DEPTH_PALETTE = "viridis"
 
 
@@ -76,13 +77,16 @@ def _ok(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _missing_note(table: pd.DataFrame, what: str) -> str:
-    """Caption text for absent rows, and for η* = 0 rows that a log axis cannot show."""
+    """Caption text for absent rows, and for censored η* (drawn as bounds, not points)."""
     missing = int((table["status"] == "missing").sum()) if "status" in table else 0
     note = f" {missing} {what} missing (failed or not yet run)." if missing else ""
     if "eta_star" in table:
-        zero = int((_ok(table)["eta_star"] <= 0).sum())
-        if zero:
-            note += f" {zero} jobs with η* = 0 (no probe reached t) are not drawn."
+        ok = _ok(table)
+        below, above = int(ok["no_success"].sum()), int(ok["hit_upper_bound"].sum())
+        if below:
+            note += f" {below} jobs with η* = 0 (no probe reached t): ▼ at their bound or the edge."
+        if above:
+            note += f" {above} jobs whose top rate never failed: ▲ at their bound or the edge."
     return note
 
 
@@ -108,7 +112,7 @@ def _per_dataset(
 
 def _seed_summary(table: pd.DataFrame, value: str) -> pd.DataFrame:
     """Per architecture: geometric mean over seeds, min and max (the spread)."""
-    positive = table[table[value] > 0]
+    positive = table[np.isfinite(table[value]) & (table[value] > 0)]
     grouped = positive.groupby(["depth", "width", "depth_width"])[value]
     out = grouped.agg(
         mean=lambda v: float(np.exp(np.log(v).mean())), low="min", high="max", seeds="count"
@@ -143,9 +147,11 @@ def _draw_fit(ax: plt.Axes, fit: pd.Series | None, x: np.ndarray, label: str) ->
     ax.plot(xs, fit["C"] * xs ** (-fit["alpha"]), "k--", lw=1, label=text, gid="fit")
 
 
-def _log_ticks(axis) -> None:
-    """Plain-number ticks at 1, 2, 5 x 10^k, no minor labels: no overlapping "2x10^1"."""
-    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+def _log_ticks(axis, decades: float = 2.0) -> None:
+    """Plain-number ticks, no minor labels (no overlapping "2x10^1"): at 1, 2, 5 x 10^k over a
+    range of up to 2.5 decades, at powers of 10 beyond."""
+    subs = (1.0, 2.0, 5.0) if decades <= 2.5 else (1.0,)
+    axis.set_major_locator(LogLocator(base=10, subs=subs))
     axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     axis.set_minor_formatter(NullFormatter())
 
@@ -157,8 +163,8 @@ def _depth_palette(depths: Sequence[int]) -> dict[int, tuple]:
 def _loglog(ax: plt.Axes, xlabel: str, ylabel: str, title: str) -> None:
     ax.set_xscale("log")
     ax.set_yscale("log")
-    _log_ticks(ax.xaxis)
-    _log_ticks(ax.yaxis)
+    for axis, limits in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
+        _log_ticks(axis, np.log10(limits[1] / limits[0]))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
@@ -171,43 +177,89 @@ def _eta_panel(
     depths: Sequence[int],
     mark_ratio: float | None = None,
 ) -> None:
-    """η* per architecture: mean over seeds, seed spread and final bracket as error bars."""
+    """η* per architecture as three separate marks: the point is the geometric mean over seeds
+    of each bracket's geometric midpoint, the thick bar the spread over seeds, the thin capped
+    bar beside it the union of the seeds' final brackets (the search's resolution). A thin line
+    joins each depth's widths, so the eye can tell depth from width; censored jobs are bounds."""
     palette = _depth_palette(depths)
-    summary = _seed_summary(rows, "eta_star")
-    brackets = rows.groupby(["depth", "width"]).agg(
-        bracket_low=("bracket_low", "min"), bracket_high=("bracket_high", "max")
+    rows = rows.assign(point=eta_point(rows))
+    measured = rows[np.isfinite(rows["point"])]
+    summary = _seed_summary(rows, "point").join(
+        measured.groupby(["depth", "width"]).agg(
+            bracket_low=("bracket_low", "min"), bracket_high=("bracket_high", "max")
+        ),
+        on=["depth", "width"],
     )
-    summary = summary.join(brackets, on=["depth", "width"])
     for depth, group in summary.groupby("depth"):
-        lower = group["mean"] - np.minimum(group["low"], group["bracket_low"].clip(lower=1e-12))
-        upper = np.maximum(group["high"], group["bracket_high"]) - group["mean"]
-        excluded = (
-            group["width"] / group["depth"] < mark_ratio
-            if mark_ratio is not None
-            else pd.Series(False, index=group.index)
+        colour = palette[depth]
+        hollow = group["width"] / depth < (mark_ratio or 0)
+        ax.plot(group["depth_width"], group["mean"], "-", color=colour, lw=0.6, alpha=0.6)
+        ax.errorbar(
+            group["depth_width"],
+            group["mean"],
+            fmt="none",
+            ecolor=colour,
+            elinewidth=2,
+            yerr=_spread(group["mean"], group["low"], group["high"]),
         )
-        for flag, part in group.groupby(excluded):
-            ax.errorbar(
-                part["depth_width"],
-                part["mean"],
-                yerr=[lower[part.index].clip(lower=0), upper[part.index].clip(lower=0)],
-                fmt="o",
-                ms=4,
-                mfc="white" if flag else palette[depth],
-                mec=palette[depth],
-                ecolor=palette[depth],
-                elinewidth=0.8,
-                capsize=1.5,
-                label=f"depth {depth}" + (" (width/depth < ratio)" if flag else ""),
+        ax.errorbar(
+            group["depth_width"] * 1.07,
+            group["mean"],
+            fmt="none",
+            ecolor=colour,
+            elinewidth=0.7,
+            capsize=2,
+            alpha=0.7,
+            yerr=_spread(group["mean"], group["bracket_low"], group["bracket_high"]),
+        )
+        ax.scatter(
+            group["depth_width"],
+            group["mean"],
+            s=18,
+            zorder=3,
+            edgecolors=colour,
+            c=[(1, 1, 1) if h else colour for h in hollow],
+            label=f"depth {depth}",
+        )
+    # Censored jobs: a bound, drawn at the bound or, when far outside the measured range, at the
+    # panel's edge (the marker says which way η* lies); the measured points set the range.
+    if len(measured):
+        low, high = measured["bracket_low"].min() / 2, measured["bracket_high"].max() * 2
+        ax.set_ylim(low, high)
+    for flag, marker, bound in (
+        ("no_success", "v", "bracket_high"),
+        ("hit_upper_bound", "^", "bracket_low"),
+    ):
+        censored = rows[rows[flag].astype(bool) & np.isfinite(rows[bound]) & (rows[bound] > 0)]
+        if len(censored) and len(measured):
+            censored = censored.assign(**{bound: censored[bound].clip(low * 1.15, high / 1.15)})
+        if len(censored):
+            ax.scatter(
+                censored["depth_width"],
+                censored[bound],
+                marker=marker,
+                s=22,
+                zorder=3,
+                c=[palette[d] for d in censored["depth"]],
+                label=f"censored ({marker})",
             )
     _draw_fit(ax, fit, rows["depth_width"].to_numpy(dtype=float), "fit")
 
 
 def _legend(ax: plt.Axes, title: str | None = None) -> None:
+    """Outside the axes, on the right: a legend never hides a point."""
     handles, labels = ax.get_legend_handles_labels()
     if handles:
+        unique = dict(zip(labels, handles, strict=True))
         ax.legend(
-            fontsize="x-small", loc="best", frameon=False, title=title, title_fontsize="x-small"
+            unique.values(),
+            unique.keys(),
+            fontsize="x-small",
+            frameon=False,
+            title=title,
+            title_fontsize="x-small",
+            loc="upper left",
+            bbox_to_anchor=(1.02, 1.0),
         )
 
 
@@ -241,13 +293,22 @@ def _eta_figure(
     return _per_dataset(rows, panel), rows, rows_all
 
 
+def _fit_ratio(fits: pd.DataFrame) -> float:
+    """The width/depth ratio the fits selected on (condition (i)), as fits.csv records it."""
+    if "min_width_over_depth" not in fits or fits.empty:
+        return 0.0
+    return float(fits["min_width_over_depth"].iloc[0])
+
+
 def _eta_caption(t: Tables, variants: Sequence[str], label: str, rows, rows_all) -> str:
     scales = ", ".join(f"{v} = {t.study.input_lr_variants.get(v, '?')}×" for v in variants)
     return (
         f"η* against depth × width ({label}; input-layer learning rate {scales} the rest), "
-        f"log-log. Points: geometric mean over seeds; bars: the spread over seeds and the final "
-        f"search bracket. Dashed: the power-law fit η* = C (depth × width)^-α from fits.csv, on "
-        f"architectures with width/depth ≥ {t.study.min_width_over_depth:g}. "
+        "log-log. Each job's η* is the geometric midpoint of its final search bracket; points: "
+        "geometric mean over seeds; thick bars: spread over seeds; thin capped bars (offset "
+        "right): the seeds' final brackets; thin lines join the widths of one depth. Dashed: the "
+        "power-law fit η* = C (depth × width)^-α from fits.csv (two-stage bootstrap 95% interval)"
+        f", on architectures with width/depth ≥ {_fit_ratio(t.fits):g}. "
         f"{_arch_counts(rows)} Config: {t.study.config_name}." + _missing_note(rows_all, "η* jobs")
     )
 
@@ -271,7 +332,7 @@ def figure_eta_full(t: Tables) -> Drawn:
 @figure("condition_width_over_depth")
 def figure_condition_i(t: Tables) -> Drawn:
     """Figure 3: architectures with width not large compared with depth, marked hollow."""
-    ratio = t.study.min_width_over_depth
+    ratio = _fit_ratio(t.fits)
     fig, rows, rows_all = _eta_figure(
         t, [t.study.primary_variant], "{dataset}: condition (i)", mark_ratio=ratio
     )
@@ -296,13 +357,22 @@ def figure_eta_vs_threshold(t: Tables) -> Drawn:
     colours = dict(zip(archs, sns.color_palette("colorblind", len(archs)), strict=True))
 
     def panel(ax: plt.Axes, dataset: str, sub: pd.DataFrame) -> None:
-        for (depth, width), part in sub.groupby(["depth", "width"]):
-            stats = part.groupby("threshold")["eta_star"].agg(["mean", "min", "max"]).reset_index()
+        for (depth, width), part in sub.assign(point=eta_point(sub)).groupby(["depth", "width"]):
+            stats = (
+                part.groupby("threshold")["point"]
+                .agg(mean=lambda v: float(np.exp(np.log(v).mean())), min="min", max="max")
+                .reset_index()
+            )
             ax.errorbar(
-                stats["threshold"], stats["mean"],
-                yerr=_spread(stats["mean"], stats["min"], stats["max"]), fmt="o-", ms=4,
-                capsize=2, color=colours[(depth, width)], label=f"depth {depth}, width {width}",
-            )  # fmt: skip
+                stats["threshold"],
+                stats["mean"],
+                yerr=_spread(stats["mean"], stats["min"], stats["max"]),
+                fmt="o-",
+                ms=4,
+                capsize=2,
+                color=colours[(depth, width)],
+                label=f"depth {depth}, width {width}",
+            )
         ax.axvline(t.study.thresholds[dataset], color="grey", lw=0.8, ls=":")
         ax.set_yscale("log")
         _log_ticks(ax.yaxis)
@@ -311,7 +381,8 @@ def figure_eta_vs_threshold(t: Tables) -> Drawn:
 
     caption = (
         "η* against the threshold accuracy t for the sweep architectures (primary input-LR "
-        "variant); points: mean over seeds, bars: min to max; dotted: the main t. "
+        "variant); points: geometric mean over seeds of the brackets' geometric midpoints, "
+        "bars: min to max over seeds; dotted: the main t. "
         f"{_arch_counts(rows)} Config: {t.study.config_name}." + _missing_note(rows_all, "η* jobs")
     )
     return Drawn(_per_dataset(rows, panel), caption)
@@ -327,10 +398,15 @@ def figure_lambda1(t: Tables) -> Drawn:
         summary = _seed_summary(sub, "lambda1")
         for depth, group in summary.groupby("depth"):
             ax.errorbar(
-                group["depth_width"], group["mean"],
-                yerr=_spread(group["mean"], group["low"], group["high"]), fmt="o", ms=4,
-                capsize=1.5, color=palette[depth], label=f"depth {depth}",
-            )  # fmt: skip
+                group["depth_width"],
+                group["mean"],
+                yerr=_spread(group["mean"], group["low"], group["high"]),
+                fmt="o",
+                ms=4,
+                capsize=1.5,
+                color=palette[depth],
+                label=f"depth {depth}",
+            )
         _draw_fit(ax, _fit_row(t.fits, "lambda1", dataset), sub["depth_width"].to_numpy(), "fit")
         _loglog(ax, "depth × width", "λ1 at initialisation", dataset)
         _legend(ax)
@@ -345,10 +421,15 @@ def figure_lambda1(t: Tables) -> Drawn:
 
 
 def _joined(t: Tables) -> pd.DataFrame:
-    main = _main_rows(t.eta, [t.study.primary_variant])
+    """Primary-variant η* (measured, main t) beside λ1 and the sharpness matching the variant:
+    λ1 of P^1/2 H P^1/2 with the input layer's rate factor in P (plain λ1 when not measured)."""
+    primary = t.study.primary_variant
+    matching = f"lambda1_{primary}" if f"lambda1_{primary}" in t.sharpness else "lambda1"
+    main = _ok(_main_rows(t.eta, [primary])).assign(point=lambda r: eta_point(r))
     keys = ["dataset", "depth", "width", "depth_width", "seed"]
-    joined = _ok(main).merge(_ok(t.sharpness)[[*keys, "lambda1"]], on=keys)
-    return _require(joined[joined["eta_star"] > 0], "jobs with both η* > 0 and λ1")
+    sharp = _ok(t.sharpness)[[*keys, matching]].rename(columns={matching: "sharpness"})
+    joined = main.merge(sharp, on=keys)
+    return _require(joined[np.isfinite(joined["point"])], "jobs with both a measured η* and λ1")
 
 
 def _depth_scatter(
@@ -359,9 +440,16 @@ def _depth_scatter(
 
     def panel(ax: plt.Axes, dataset: str, sub: pd.DataFrame) -> None:
         sns.scatterplot(
-            data=sub, x=x, y=y, hue="depth", palette=_depth_palette(depths), hue_order=depths,
-            s=18, ax=ax, legend="full",
-        )  # fmt: skip
+            data=sub,
+            x=x,
+            y=y,
+            hue="depth",
+            palette=_depth_palette(depths),
+            hue_order=depths,
+            s=18,
+            ax=ax,
+            legend="full",
+        )
         reference(ax, sub)
         _loglog(ax, xlabel, ylabel, dataset)
         _legend(ax, title="depth")
@@ -369,36 +457,54 @@ def _depth_scatter(
     return _per_dataset(rows, panel)
 
 
-def _stability_line(ax: plt.Axes, rows: pd.DataFrame) -> None:
-    xs = np.geomspace(rows["lambda1"].min() / 1.5, rows["lambda1"].max() * 1.5, 20)
-    ax.plot(xs, 2 / xs, color="grey", lw=1, ls="--", label="η = 2/λ1")
+def _stability_lines(ax: plt.Axes, rows: pd.DataFrame) -> None:
+    xs = np.geomspace(rows["sharpness"].min() / 1.5, rows["sharpness"].max() * 1.5, 20)
+    ax.plot(xs, 2 / xs, color="grey", lw=1, ls="--", label="η = 2/λ (stability)")
+    ax.plot(xs, 4 / xs, color="grey", lw=1, ls=":", label="η = 4/λ (catapult's end)")
+
+
+SHARPNESS_NOTE = (
+    "λ is the sharpness matching the variant: the top eigenvalue of P^1/2 H P^1/2, H the Hessian "
+    "of the training loss at initialisation and P each parameter's learning-rate factor (the "
+    "input layer's factor, 1 elsewhere), which is plain λ1 when P = 1; SGD stepping by -η P g on "
+    "a quadratic is stable iff η < 2/λ. The catapult phase of Lewkowycz et al. (2020) lies "
+    "between 2/λ and 4/λ in their solvable model, where λ is the NTK's top eigenvalue under "
+    "squared loss (they observe a larger end, ~12/λ, for wide ReLU nets); under cross-entropy the "
+    "Hessian is the NTK weighted by the softmax covariance, so both lines are references, not "
+    "predictions."
+)
 
 
 @figure("eta_vs_lambda1")
 def figure_eta_vs_lambda1(t: Tables) -> Drawn:
-    """Figure 6: η* against λ1, with η = 2/λ1 for reference."""
+    """Figure 6: η* against the matching sharpness, with the stability and catapult lines."""
     rows = _joined(t)
-    fig = _depth_scatter(rows, "lambda1", "eta_star", "λ1 at initialisation", "η*", _stability_line)
+    fig = _depth_scatter(
+        rows, "sharpness", "point", "sharpness λ at initialisation", "η*", _stability_lines
+    )
     caption = (
-        "η* against λ1 at initialisation (one point per architecture and seed, primary input-LR "
-        "variant, main t), log-log; dashed: η = 2/λ1, the classical stability bound. The paper "
-        f"finds the two closely but not inversely related. {_arch_counts(rows)} "
-        f"Config: {t.study.config_name}."
+        "η* (geometric midpoint of the final bracket) against the sharpness λ at initialisation, "
+        "one point per architecture and seed, primary input-LR variant, main t, log-log. "
+        f"Dashed: η = 2/λ; dotted: η = 4/λ. {SHARPNESS_NOTE} The paper finds η* and λ1 closely "
+        f"but not inversely related. {_arch_counts(rows)} Config: {t.study.config_name}."
     )
     return Drawn(fig, caption)
 
 
 @figure("eta_times_lambda1")
 def figure_eta_times_lambda1(t: Tables) -> Drawn:
-    """Figure 7: η*·λ1 against depth x width: the drift away from a constant."""
-    rows = _joined(t).assign(product=lambda r: r["eta_star"] * r["lambda1"])
-    fig = _depth_scatter(
-        rows, "depth_width", "product", "depth × width", "η* · λ1",
-        lambda ax, _: ax.axhline(2.0, color="grey", lw=1, ls="--", label="η·λ1 = 2"),
-    )  # fmt: skip
+    """Figure 7: η*·λ against depth x width: the drift away from a constant."""
+    rows = _joined(t).assign(product=lambda r: r["point"] * r["sharpness"])
+
+    def references(ax: plt.Axes, _: pd.DataFrame) -> None:
+        ax.axhline(2.0, color="grey", lw=1, ls="--", label="η·λ = 2 (stability)")
+        ax.axhline(4.0, color="grey", lw=1, ls=":", label="η·λ = 4 (catapult's end)")
+
+    fig = _depth_scatter(rows, "depth_width", "product", "depth × width", "η* · λ", references)
     caption = (
-        "η* · λ1 against depth × width, log-log: were η* inversely proportional to λ1 the points "
-        f"would lie on a horizontal line. {_arch_counts(rows)} Config: {t.study.config_name}."
+        "η* · λ against depth × width, log-log: were η* inversely proportional to the sharpness "
+        f"the points would lie on a horizontal line. {SHARPNESS_NOTE} {_arch_counts(rows)} "
+        f"Config: {t.study.config_name}."
     )
     return Drawn(fig, caption)
 
@@ -424,19 +530,22 @@ def figure_bisection_trace(t: Tables) -> Drawn:
     def panel(ax: plt.Axes, dataset: str, sub: pd.DataFrame) -> None:
         job = _trace_choice(sub)
         probes = t.probes[np.logical_and.reduce([t.probes[k] == job[k] for k in keys])]
-        ax.axvspan(job["bracket_low"], job["bracket_high"], color="C2", alpha=0.2,
-                   label="bracket")  # fmt: skip
+        ax.axvspan(job["bracket_low"], job["bracket_high"], color="C2", alpha=0.2, label="bracket")
         for p in probes.itertuples():
             kind = "success" if p.success else "diverged" if p.diverged else "failure"
             marker, colour = PROBE_STYLE[kind]
-            ax.scatter(p.lr, p.best_val_accuracy, marker=marker, color=colour, s=30, zorder=3,
-                       label=kind)  # fmt: skip
-            ax.annotate(str(p.probe), (p.lr, p.best_val_accuracy), textcoords="offset points",
-                        xytext=(3, 3), fontsize="x-small")  # fmt: skip
+            ax.scatter(
+                p.lr, p.best_val_accuracy, marker=marker, color=colour, s=30, zorder=3, label=kind
+            )
+            ax.annotate(
+                str(p.probe),
+                (p.lr, p.best_val_accuracy),
+                textcoords="offset points",
+                xytext=(3, 3),
+                fontsize="x-small",
+            )
         ax.axhline(job["threshold"], color="grey", lw=0.8, ls=":", label="t")
-        handles, labels = ax.get_legend_handles_labels()
-        unique = dict(zip(labels, handles, strict=True))
-        ax.legend(unique.values(), unique.keys(), fontsize="x-small", frameon=False)
+        _legend(ax)
         ax.set(xlabel="learning rate of the probe", ylabel="best validation accuracy")
         ax.set_title(f"{dataset}: depth {job['depth']}, width {job['width']}, seed {job['seed']}")
         shown.append(f"{dataset} d{job['depth']} w{job['width']} s{job['seed']}")

@@ -1,12 +1,24 @@
-"""Power-law fits of η* (and λ1) against depth x width.
+"""Power-law fits of η* (and λ1) against depth x width, with intervals that can be trusted.
 
-Model: log y = log C - alpha * log(depth * width), by least squares over architectures (each
-architecture enters once, as the mean of log y over its seeds, so that architectures with more
-seeds do not dominate). The 95% intervals come from a bootstrap: seeds are resampled within each
-architecture when there are several, architectures are resampled otherwise.
+What is fitted. A search returns η* as an interval, its final bracket [low, high]; the fit uses
+the geometric midpoint sqrt(low * high), the centre of the bracket on the log scale the law lives
+on (the lower end biases every point down by up to the bracket's width, and the slope with it
+wherever brackets differ in relative width). A job whose η* is censored, no probe reached t
+(η* below the bracket's top) or the top of the bracket never failed (η* above its bottom), has no
+midpoint: it is counted and named in the fit's row, drawn as a bound in the figures, and never
+silently dropped.
 
-For η* the paper's law has alpha > 0; for λ1, which grows with depth x width, the same formula
-gives alpha < 0 (λ1 ≈ C * (depth*width)^(-alpha)).
+Model: log y = log C - alpha * log(depth * width), least squares over architectures, each entering
+once as the mean of log y over its seeds. For λ1, which grows with depth x width, alpha < 0.
+
+Interval: a two-stage bootstrap. Each resample draws architectures with replacement, then seeds
+within each drawn architecture, so that the scatter of architectures about the law (which a
+power law does not explain) widens the interval, not only the seed noise. A fit over fewer than
+four architectures is not reported: its row says why.
+
+Prediction error: each architecture is left out in turn and predicted by the law fitted to the
+others; ``loo_rmse`` is the root mean square of log(measured / predicted), so exp(loo_rmse) is
+the typical factor by which the law misses an unseen architecture.
 """
 
 from __future__ import annotations
@@ -20,10 +32,12 @@ import pandas as pd
 from milr import MilrError
 from milr.settings import FitOptions
 
+MIN_ARCHITECTURES = 4
+
 
 @dataclass
 class PowerLawFit:
-    """One fitted law y ≈ C * x^(-alpha) with its 95% bootstrap intervals."""
+    """One fitted law y ≈ C * x^(-alpha) with its 95% two-stage bootstrap intervals."""
 
     alpha: float
     C: float
@@ -32,10 +46,9 @@ class PowerLawFit:
     alpha_high: float
     C_low: float
     C_high: float
+    loo_rmse: float
     n_architectures: int
     n_points: int
-    n_excluded: int
-    resampled: str
 
 
 def _line(log_x: np.ndarray, log_y: np.ndarray) -> tuple[float, float]:
@@ -51,6 +64,43 @@ def _r2(log_x: np.ndarray, log_y: np.ndarray, slope: float, intercept: float) ->
     return 1.0 - float(residual @ residual) / denom if denom > 0 else math.nan
 
 
+def _loo_rmse(log_x: np.ndarray, log_y: np.ndarray) -> float:
+    """Leave-one-architecture-out prediction error of the law, in natural-log units."""
+    errors = []
+    for i in range(len(log_x)):
+        rest = np.arange(len(log_x)) != i
+        if np.ptp(log_x[rest]) == 0:
+            continue
+        slope, intercept = _line(log_x[rest], log_y[rest])
+        errors.append(log_y[i] - (intercept + slope * log_x[i]))
+    return float(np.sqrt(np.mean(np.square(errors)))) if errors else math.nan
+
+
+def two_stage_bootstrap(
+    log_x: np.ndarray, per_arch_logy: list[np.ndarray], draws: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Slopes and intercepts of ``draws`` resamples: architectures with replacement, then seeds
+    with replacement within each drawn architecture (all draws at once, as arrays)."""
+    rng = np.random.default_rng(seed)
+    n = len(log_x)
+    counts = np.array([len(v) for v in per_arch_logy])
+    table = np.zeros((n, counts.max()))
+    for i, values in enumerate(per_arch_logy):
+        table[i, : len(values)] = values
+    arch = rng.integers(0, n, size=(draws, n))
+    drawn_counts = counts[arch][..., None]
+    seeds = (rng.random((draws, n, counts.max())) * drawn_counts).astype(int)
+    used = np.arange(counts.max()) < drawn_counts
+    ys = np.where(used, table[arch[..., None], seeds], 0.0).sum(-1) / counts[arch]
+    xs = log_x[arch]
+    x_mean, y_mean = xs.mean(1), ys.mean(1)
+    sxx = ((xs - x_mean[:, None]) ** 2).sum(1)
+    keep = sxx > 0  # a resample of one repeated depth x width has no slope
+    sxy = ((xs - x_mean[:, None]) * (ys - y_mean[:, None])).sum(1)
+    slopes = sxy[keep] / sxx[keep]
+    return slopes, y_mean[keep] - slopes * x_mean[keep]
+
+
 def fit_power_law(
     depth_width: np.ndarray | pd.Series,
     values: np.ndarray | pd.Series,
@@ -60,47 +110,26 @@ def fit_power_law(
 ) -> PowerLawFit:
     """Fit y ≈ C x^(-alpha); ``groups`` names each row's architecture (default: x itself).
 
-    Rows with a non-positive or non-finite value are dropped (η* = 0 means no probe succeeded
-    and has no logarithm) and counted in ``n_excluded``.
+    Every value must be positive and finite: the caller decides what a censored value is.
     """
     x = np.asarray(depth_width, dtype=float)
     y = np.asarray(values, dtype=float)
     g = np.asarray(groups if groups is not None else x)
-    keep = np.isfinite(y) & (y > 0) & np.isfinite(x) & (x > 0)
-    excluded = int((~keep).sum())
-    x, y, g = x[keep], y[keep], g[keep]
+    if not (np.all(np.isfinite(y)) and np.all(y > 0)):
+        raise ValueError("power-law values must be positive and finite")
     arch_keys = list(dict.fromkeys(g.tolist()))
-    if len(arch_keys) < 2 or len(set(x.tolist())) < 2:
+    if len(arch_keys) < MIN_ARCHITECTURES or len(set(x.tolist())) < 2:
         raise MilrError(
-            f"a power-law fit needs at least two architectures with distinct depth x width and "
-            f"a positive value; got {len(arch_keys)} usable (excluded {excluded} rows)"
+            f"not fitted: {len(arch_keys)} architectures with a measured value; a power law "
+            f"needs at least {MIN_ARCHITECTURES} with distinct depth x width"
         )
-    per_arch_x = np.array([x[g == k][0] for k in arch_keys])
+    log_x = np.log(np.array([x[g == k][0] for k in arch_keys]))
     per_arch_logy = [np.log(y[g == k]) for k in arch_keys]
-    log_x = np.log(per_arch_x)
     log_y = np.array([v.mean() for v in per_arch_logy])
     slope, intercept = _line(log_x, log_y)
-
-    rng = np.random.default_rng(seed)
-    several_seeds = any(len(v) > 1 for v in per_arch_logy)
-    slopes, intercepts = [], []
-    for _ in range(bootstrap):
-        if several_seeds:
-            draw_y = np.array([rng.choice(v, size=len(v)).mean() for v in per_arch_logy])
-            draw_x = log_x
-        else:
-            pick = rng.integers(0, len(log_x), size=len(log_x))
-            draw_x, draw_y = log_x[pick], log_y[pick]
-            if np.ptp(draw_x) == 0:
-                continue
-        s, i = _line(draw_x, draw_y)
-        slopes.append(s)
-        intercepts.append(i)
-    if slopes:
-        s_lo, s_hi = np.percentile(slopes, [2.5, 97.5])
-        i_lo, i_hi = np.percentile(intercepts, [2.5, 97.5])
-    else:
-        s_lo = s_hi = i_lo = i_hi = math.nan
+    slopes, intercepts = two_stage_bootstrap(log_x, per_arch_logy, bootstrap, seed)
+    s_lo, s_hi = np.percentile(slopes, [2.5, 97.5])
+    i_lo, i_hi = np.percentile(intercepts, [2.5, 97.5])
     return PowerLawFit(
         alpha=-slope,
         C=math.exp(intercept),
@@ -109,11 +138,20 @@ def fit_power_law(
         alpha_high=float(-s_lo),
         C_low=float(math.exp(i_lo)),
         C_high=float(math.exp(i_hi)),
+        loo_rmse=_loo_rmse(log_x, log_y),
         n_architectures=len(arch_keys),
         n_points=int(len(y)),
-        n_excluded=excluded,
-        resampled="seeds" if several_seeds else "architectures",
     )
+
+
+def eta_point(table: pd.DataFrame) -> pd.Series:
+    """The value fitted for each η* job: the geometric midpoint of its final bracket, NaN when
+    η* is censored (no success, or the bracket's top never failed)."""
+    censored = table["no_success"].astype(bool) | table["hit_upper_bound"].astype(bool)
+    low, high = table["bracket_low"].astype(float), table["bracket_high"].astype(float)
+    ok = ~censored & (low > 0) & np.isfinite(high)
+    return pd.Series(np.where(ok, np.sqrt(low.where(ok, 1.0) * high.where(ok, 1.0)), np.nan),
+                     index=table.index)  # fmt: skip
 
 
 def select_points(table: pd.DataFrame, options: FitOptions) -> tuple[pd.DataFrame, int]:
@@ -122,6 +160,11 @@ def select_points(table: pd.DataFrame, options: FitOptions) -> tuple[pd.DataFram
     if "relative_bracket" in table and options.max_relative_bracket is not None:
         keep &= table["relative_bracket"] <= options.max_relative_bracket
     return table[keep], int((~keep).sum())
+
+
+def _job_names(rows: pd.DataFrame) -> str:
+    return " ".join(f"{d}x{w}-s{s}" for d, w, s in zip(rows.depth, rows.width, rows.seed,
+                                                        strict=True))  # fmt: skip
 
 
 def fit_tables(eta: pd.DataFrame, sharpness: pd.DataFrame, options: FitOptions) -> pd.DataFrame:
@@ -133,23 +176,32 @@ def fit_tables(eta: pd.DataFrame, sharpness: pd.DataFrame, options: FitOptions) 
         if table.empty:
             continue
         for key, group in table.groupby(keys, sort=True, dropna=False):
-            key = key if isinstance(key, tuple) else (key,)
-            labels = dict(zip(keys, key, strict=True))
+            labels = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
             chosen, dropped = select_points(group, options)
-            row = {"quantity": quantity, "dataset": labels["dataset"]}
-            row["variant"] = labels.get("variant", "") if pd.notna(labels.get("variant")) else ""
-            row["threshold"] = labels.get("threshold", math.nan)
+            value = eta_point(chosen) if quantity == "eta_star" else chosen[quantity]
+            censored = chosen[~np.isfinite(value) | (value <= 0)]
+            measured = chosen[np.isfinite(value) & (value > 0)]
+            row = {
+                "quantity": quantity,
+                "dataset": labels["dataset"],
+                "variant": labels.get("variant", ""),
+                "threshold": labels.get("threshold", math.nan),
+                "n_censored": len(censored),
+                "censored": _job_names(censored),
+                "n_selected_out": dropped,
+                "min_width_over_depth": options.min_width_over_depth,
+            }
             try:
                 fit = fit_power_law(
-                    chosen["depth"] * chosen["width"],
-                    chosen[quantity],
-                    chosen["depth"].astype(str) + "x" + chosen["width"].astype(str),
+                    measured["depth"] * measured["width"],
+                    value[measured.index],
+                    measured["depth"].astype(str) + "x" + measured["width"].astype(str),
                     options.bootstrap,
                     options.seed,
                 )
             except MilrError as err:
-                row.update(error=str(err), n_selected_out=dropped)
+                row.update(error=str(err))
             else:
-                row.update(asdict(fit), n_selected_out=dropped, error="")
+                row.update(asdict(fit), error="")
             rows.append(row)
     return pd.DataFrame(rows)

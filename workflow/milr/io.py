@@ -23,6 +23,16 @@ import milr
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# Outputs get the mode any new file of this process would (mkstemp alone gives 0600).
+FILE_MODE = 0o666 & ~_umask()
+
+
 def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file in the same directory and a rename."""
     path = Path(path)
@@ -30,6 +40,7 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
     mode = "wb" if isinstance(data, bytes) else "w"
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, mode) as handle:
             handle.write(data)
             handle.flush()
@@ -38,6 +49,22 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def check_writable(path: str | os.PathLike, flag: str) -> None:
+    """Fail now, in one line, if ``path`` cannot be written: before hours of training, not after.
+    Creates the missing parent folders (as the write would) and a probe file beside the output."""
+    path = Path(path)
+    if path.is_dir():
+        raise milr.MilrError(f"{flag} {path} is a directory; give a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".probe"):
+            pass
+    except OSError as err:
+        raise milr.MilrError(
+            f"{flag} {path} cannot be written ({err.strerror}); choose another path"
+        ) from err
 
 
 def to_jsonable(obj: Any) -> Any:

@@ -1,56 +1,108 @@
 """The resume journal of a search: finished probes, one JSON line each, appended as they finish.
 
-A killed bisection job resumes without repeating the probes it finished.
+A killed bisection job resumes without repeating the probes it finished, and only when nothing
+that decides a probe has changed. The first line holds the key: the search inputs and a
+fingerprint of everything else that decides a probe's outcome (the code the job runs, the data
+file's content, the device, the library versions). A journal written under another key is set
+aside under a name that says why (``*.stale-code``, ``*.stale-data``, ...) and the search
+retrains. Every record carries a checksum: a torn, undecodable or altered line is reported with
+its line number, the journal keeps the records before it, and the search retrains from there.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
 import os
 from pathlib import Path
+from typing import Any
 
-from milr.io import to_jsonable
+from milr.io import to_jsonable, write_atomic
 from milr.records import TrainRecord
 from milr.settings import from_json
 
 log = logging.getLogger("milr")
 
 
+def checksum(record: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _line(record: TrainRecord) -> str:
+    data = to_jsonable(record)
+    return json.dumps({"record": data, "sha256": checksum(data)}) + "\n"
+
+
+def _parse(line: str) -> TrainRecord:
+    """One journal line back into a record; ValueError says why it cannot be trusted."""
+    try:
+        entry = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"not JSON ({err.msg})") from err
+    if not isinstance(entry, dict) or entry.get("sha256") != checksum(entry.get("record")):
+        raise ValueError("checksum mismatch (torn or altered)")
+    data = entry["record"]
+    if not isinstance(data.get("lr"), int | float) or not isinstance(data.get("success"), bool):
+        raise ValueError("lr or success has the wrong type")
+    try:
+        return from_json(TrainRecord, data)
+    except TypeError as err:
+        raise ValueError(f"not a probe record ({err})") from err
+
+
+def _why_stale(old: Any, new: dict[str, Any]) -> str:
+    """Which part of the key changed: inputs, code, data, device or versions."""
+    if not isinstance(old, dict) or old.get("inputs") != new["inputs"]:
+        return "inputs"
+    for part, value in new["fingerprint"].items():
+        if (old.get("fingerprint") or {}).get(part) != value:
+            return part
+    return "key"
+
+
 class Journal:
-    """Finished probes, one JSON line each, appended as they finish.
+    """Finished probes of one search, keyed by everything that decides them."""
 
-    The first line records the search inputs; a journal written for other inputs is set aside
-    (renamed ``*.stale``) rather than trusted. Lines are flushed and fsynced one by one, so a
-    killed job loses at most the probe it was running; a torn last line is ignored.
-    """
-
-    def __init__(self, path: str | os.PathLike, key: dict) -> None:
+    def __init__(
+        self, path: str | os.PathLike, inputs: Any, fingerprint: dict[str, Any] | None = None
+    ) -> None:
         self.path = Path(path)
-        self.key = json.loads(json.dumps(to_jsonable(key)))
+        self.key = json.loads(json.dumps({"inputs": to_jsonable(inputs),
+                                          "fingerprint": fingerprint or {}}))  # fmt: skip
         self.records: list[TrainRecord] = self._load()
+
+    def _set_aside(self, why: str) -> None:
+        target = self.path.with_name(f"{self.path.name}.stale-{why}")
+        os.replace(self.path, target)
+        log.warning("journal %s: written for other %s; set aside as %s", self.path, why, target)
 
     def _load(self) -> list[TrainRecord]:
         if not self.path.exists():
             return []
-        lines = self.path.read_text().splitlines()
         try:
+            lines = self.path.read_text(encoding="utf-8").splitlines()
             header = json.loads(lines[0]) if lines else None
-        except json.JSONDecodeError:
-            header = None
-        if header != {"inputs": self.key}:
-            stale = self.path.with_suffix(self.path.suffix + ".stale")
-            os.replace(self.path, stale)
-            log.warning("journal %s was for other inputs; moved to %s", self.path, stale)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            self._set_aside("unreadable")
+            return []
+        if header != self.key:
+            self._set_aside(_why_stale(header, self.key))
             return []
         records = []
-        for line in lines[1:]:
+        for number, line in enumerate(lines[1:], start=2):
             try:
-                records.append(from_json(TrainRecord, json.loads(line)))
-            except (json.JSONDecodeError, TypeError):
-                break  # a torn line from a killed write: everything before it is good
+                records.append(_parse(line))
+            except ValueError as err:
+                log.warning("journal %s line %d: %s; retraining from there", self.path, number, err)
+                self._rewrite(records)
+                break
         return records
+
+    def _rewrite(self, records: list[TrainRecord]) -> None:
+        """The journal with only its trusted records, so that appends start on a clean line."""
+        write_atomic(self.path, json.dumps(self.key) + "\n" + "".join(map(_line, records)))
 
     def find(self, lr: float) -> TrainRecord | None:
         for record in self.records:
@@ -61,10 +113,10 @@ class Journal:
     def append(self, record: TrainRecord) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         new_file = not self.path.exists()
-        with open(self.path, "a") as handle:
+        with open(self.path, "a", encoding="utf-8") as handle:
             if new_file:
-                handle.write(json.dumps({"inputs": self.key}) + "\n")
-            handle.write(json.dumps(to_jsonable(record)) + "\n")
+                handle.write(json.dumps(self.key) + "\n")
+            handle.write(_line(record))
             handle.flush()
             os.fsync(handle.fileno())
         self.records.append(record)

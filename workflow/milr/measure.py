@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import platform
 import time
 from collections.abc import Sequence
 
+import numpy as np
+import torch
+
 from milr import MilrError
 from milr.data import Dataset
-from milr.io import Provenance, to_jsonable
+from milr.io import Provenance, code_fingerprint
 from milr.journal import Journal
 from milr.model import build_model
 from milr.prober import make_prober
@@ -34,11 +38,28 @@ def result_of(
         relative_bracket=outcome.relative_bracket,
         no_success=outcome.no_success,
         hit_upper_bound=outcome.hit_upper_bound,
+        upper=outcome.upper,
+        upper_found=outcome.upper_found,
+        bracketing_probes=outcome.bracketing_probes,
         probes=outcome.probes,
         resumed_probes=outcome.resumed_probes,
         wall_time_s=wall_time_s,
         provenance=provenance,
     )
+
+
+def journal_fingerprint(data: Dataset, device: torch.device) -> dict[str, str]:
+    """What decides a probe besides its inputs: a journal written under another is not reused."""
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    versions = (
+        f"torch {torch.__version__}, numpy {np.__version__}, python {platform.python_version()}"
+    )
+    return {
+        "code": code_fingerprint(["measure"]),
+        "data": data.fingerprint,
+        "device": name,
+        "versions": versions,
+    }
 
 
 def measure_eta_star(
@@ -71,8 +92,9 @@ def measure_eta_star_seeds(
         for i in inputs
     }
     prober = make_prober(inits, data, first.train, first.search.trainer)
+    key = journal_fingerprint(data, device)
     searches = {
-        i.network.seed: BracketSearch(i.search, Journal(path, to_jsonable(i)) if path else None)
+        i.network.seed: BracketSearch(i.search, Journal(path, i, key) if path else None)
         for i, path in zip(inputs, journal_paths, strict=True)
     }
     outcomes = search_lockstep(searches, prober)

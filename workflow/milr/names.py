@@ -29,7 +29,7 @@ SHARPNESS_PATTERN = "sharpness/{dataset}/d{depth}-w{width}-s{seed}.json"
 WILDCARDS = {
     "dataset": "|".join(DATASETS),
     "variant": "[A-Za-z0-9_]+",
-    "threshold": "[0-9.]+",
+    "threshold": r"[0-9.]+(?:e-[0-9]+)?",  # format_threshold: 0.925, 1e-05
     "depth": r"\d+",
     "width": r"\d+",
     "seed": r"\d+",

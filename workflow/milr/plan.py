@@ -92,11 +92,11 @@ def _join(flags: Mapping[str, Any]) -> str:
 
 
 def data_args(config: Mapping[str, Any], dataset: str) -> str:
-    """``milr prepare`` flags: a generator's settings, or where downloads go (and nothing else:
-    a change that cannot change the data reruns nothing)."""
+    """``milr prepare`` flags: a generator's settings (downloads need none: where they are kept,
+    config's data_dir, reaches the job as MILR_DATA_DIR and changes no result)."""
     spec = GENERATORS.get(dataset)
     if spec is None:
-        return _join({"--data-dir": config["data_dir"]})
+        return ""
     section = config["datasets"][dataset].get(dataset, {})
     return _join(to_flags(spec(**section), prefix=f"{dataset}-"))
 
@@ -104,7 +104,7 @@ def data_args(config: Mapping[str, Any], dataset: str) -> str:
 def search_spec(config: Mapping[str, Any], dataset: str) -> SearchSpec:
     ds = config["datasets"][dataset]
     search = {k: v for k, v in config["search"].items() if k not in WORKFLOW_ONLY_SEARCH_KEYS}
-    return SearchSpec(upper=ds["upper"], lower=ds.get("lower", 0.0), **search)
+    return SearchSpec(upper=ds["upper"], lower=ds["lower"], start=ds["start"], **search)
 
 
 def bisect_args(config: Mapping[str, Any], dataset: str, variant: str, threshold: str) -> str:
@@ -120,7 +120,8 @@ def bisect_args(config: Mapping[str, Any], dataset: str, variant: str, threshold
 
 
 def sharpness_args(config: Mapping[str, Any]) -> str:
-    return _join(to_flags(SharpnessSettings(**config["sharpness"])))
+    variants = [f"--input-lr-variant {n}={f!r}" for n, f in config["input_lr_variants"].items()]
+    return " ".join([_join(to_flags(SharpnessSettings(**config["sharpness"]))), *variants])
 
 
 def fit_args(config: Mapping[str, Any]) -> str:
@@ -134,7 +135,6 @@ def study_args(config: Mapping[str, Any], config_name: str) -> str:
     parts += [f"--input-lr-variant {n}={f!r}" for n, f in config["input_lr_variants"].items()]
     parts += [f"--sweep-architecture {d}x{w}" for d, w in config["sweep"]["architectures"]]
     parts += [f"--primary-variant {shlex.quote(config['primary_variant'])}"]
-    parts += [f"--min-width-over-depth {config['fit']['min_width_over_depth']!r}"]
     parts += [f"--config-name {shlex.quote(config_name)}"]
     return " ".join(parts)
 

@@ -67,6 +67,9 @@ class SearchResult:
     relative_bracket: float
     no_success: bool
     hit_upper_bound: bool
+    upper: float  # the u Algorithm 1 searched below (NaN: the bracketing phase found none)
+    upper_found: str  # "fixed" (config) or "auto" (bracketing phase)
+    bracketing_probes: int = 0
     probes: list[TrainRecord] = field(default_factory=list)
     resumed_probes: int = 0
     wall_time_s: float = 0.0
@@ -79,6 +82,8 @@ class SharpnessInputs:
 
     network: Network
     sharpness: SharpnessSettings
+    # variant name -> input-layer factor: λ1 of P^1/2 H P^1/2 is measured for each
+    input_lr_variants: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -89,6 +94,7 @@ class SharpnessResult:
     lambda1: float
     samples_used: int
     wall_time_s: float
+    preconditioned: dict[str, float] = field(default_factory=dict)  # per input-LR variant
     provenance: Provenance | None = None
 
 
@@ -99,6 +105,5 @@ class Study:
     thresholds: dict[str, float]  # the main t per dataset
     input_lr_variants: dict[str, float]
     primary_variant: str
-    min_width_over_depth: float
     sweep_architectures: list[tuple[int, int]]
     config_name: str = "config.yaml"

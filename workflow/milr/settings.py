@@ -38,12 +38,14 @@ def setting(
     above: float | None = None,
     below: float | None = None,
     choices: tuple[str, ...] | None = None,
+    words: tuple[str, ...] = (),
     flag: str | None = None,
     aliases: tuple[str, ...] = (),
 ) -> Any:
-    """A dataclass field that carries its own help and bounds (``above``/``below``: exclusive)."""
+    """A dataclass field that carries its own help and bounds (``above``/``below``: exclusive;
+    ``words``: strings a numeric setting also accepts, such as ``auto``)."""
     meta = {"help": help, "minimum": minimum, "maximum": maximum, "above": above}
-    meta.update(below=below, choices=choices, flag=flag, aliases=aliases)
+    meta.update(below=below, choices=choices, words=words, flag=flag, aliases=aliases)
     return field(default=default, metadata=meta)
 
 
@@ -64,6 +66,9 @@ def problem(value: Any, meta: dict) -> str | None:
     """Why ``value`` breaks the setting's bounds, or None when it is fine."""
     if meta["choices"] is not None:
         return None if value in meta["choices"] else f"must be one of {', '.join(meta['choices'])}"
+    if isinstance(value, str) and meta["words"]:
+        words = " or ".join(meta["words"])
+        return None if value in meta["words"] else f"must be a number or {words}, got {value!r}"
     if not isinstance(value, int | float) or isinstance(value, bool):
         return None
     if not math.isfinite(value):
@@ -116,8 +121,19 @@ class TrainSettings(Settings):
 class SearchSpec(Settings):
     """How η* is searched: the paper's Algorithm 1 is bisect, linear, l = 0, s = 5."""
 
-    upper: float = setting(help="top of the learning-rate bracket u", above=0)
+    upper: float | str = setting(
+        help="top of the bracket u, or auto: found per architecture by a bracketing phase",
+        above=0,
+        words=("auto",),
+    )
     lower: float = setting(0.0, help="bottom of the bracket l (paper: 0)", minimum=0)
+    start: float = setting(1.0, help="first rate of the bracketing phase (upper: auto)", above=0)
+    min_rate: float = setting(
+        1e-4, help="the bracketing phase gives up below this rate (η* < it)", above=0
+    )
+    max_rate: float = setting(
+        1e4, help="the bracketing phase gives up above this rate (η* > it)", above=0
+    )
     iterations: int = setting(5, help="search rounds s (paper: 5)", minimum=1)
     method: str = setting(
         "bisect", help="bisect: Algorithm 1; kary: k probes per round", choices=("bisect", "kary")
@@ -136,6 +152,14 @@ class SearchSpec(Settings):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.upper == "auto":
+            if self.scale != "linear" or self.lower != 0:
+                raise MilrError(
+                    "upper: auto runs Algorithm 1 on [0, u]; set scale: linear and lower: 0"
+                )
+            if not self.min_rate <= self.start <= self.max_rate:
+                raise MilrError(f"start {self.start} must lie in [min_rate, max_rate]")
+            return
         if not self.upper > self.lower:
             raise MilrError(f"need upper > lower, got [{self.lower}, {self.upper}]")
         if self.scale == "geometric" and self.lower <= 0:
@@ -238,6 +262,8 @@ def flag_name(f: dataclasses.Field, prefix: str = "") -> str:
 
 def _converter(kind: type, meta: dict):
     def convert(text: str) -> Any:
+        if text in meta["words"]:
+            return text
         try:
             value = kind(text)
         except ValueError as err:
@@ -267,6 +293,8 @@ def add_options(
         if dataclasses.is_dataclass(hint):
             add_options(parser, hint, prefix, skip, overrides)
             continue
+        if "help" not in f.metadata:
+            continue  # not a setting (e.g. a mapping the caller parses itself)
         meta = dict(f.metadata)
         kwargs: dict[str, Any] = {"help": meta["help"], "dest": f"{prefix}{f.name}"}
         kwargs["metavar"] = f.name.upper()

@@ -8,6 +8,7 @@ reproducible and the caller's model and RNG stream are left untouched.
 from __future__ import annotations
 
 import copy
+import math
 import time
 import warnings
 
@@ -17,7 +18,7 @@ from torch import nn
 
 from milr.data import Dataset
 from milr.io import Provenance
-from milr.model import build_model
+from milr.model import ReLUMLP, build_model
 from milr.records import SharpnessInputs, SharpnessResult
 
 # Offset between the seed of the network and the seed that picks the data subset.
@@ -60,6 +61,44 @@ def top_eigenvalue(
     return float(eigenvalues[0])
 
 
+def preconditioned_top_eigenvalue(
+    model: ReLUMLP,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    input_lr_scale: float,
+    seed: int,
+    max_iter: int = 100,
+    tol: float = 1e-4,
+) -> float:
+    """Top eigenvalue of P^1/2 H P^1/2, P = each parameter's learning-rate factor (the input
+    layer's ``input_lr_scale``, 1 elsewhere).
+
+    SGD with per-layer rates steps by -lr P g; on a quadratic it is stable iff
+    lr < 2 / λ1(P^1/2 H P^1/2), so this, not plain λ1, is the sharpness a variant that scales a
+    layer should be compared with. Power iteration on Hessian-vector products (double backward),
+    from a start vector drawn from ``seed``.
+    """
+    params = list(model.parameters())
+    first = {id(p) for p in model.input_layer.parameters()}
+    roots = [input_lr_scale**0.5 if id(p) in first else 1.0 for p in params]
+    grads = torch.autograd.grad(F.cross_entropy(model(x), y), params, create_graph=True)
+    gen = torch.Generator().manual_seed(seed)
+    vector = [torch.randn(p.shape, generator=gen).to(p.device) for p in params]
+    eigenvalue = math.nan
+    for _ in range(max_iter):
+        norm = torch.sqrt(sum((v * v).sum() for v in vector))
+        vector = [v / norm for v in vector]
+        scaled = [r * v for r, v in zip(roots, vector, strict=True)]
+        hvp = torch.autograd.grad(grads, params, grad_outputs=scaled, retain_graph=True)
+        product = [r * h for r, h in zip(roots, hvp, strict=True)]
+        new = float(sum((v * p).sum() for v, p in zip(vector, product, strict=True)))
+        done = abs(new - eigenvalue) <= tol * (abs(eigenvalue) + 1e-6)
+        eigenvalue, vector = new, [p.detach() for p in product]
+        if done:
+            break
+    return eigenvalue
+
+
 def measure_sharpness(inputs: SharpnessInputs, data: Dataset) -> SharpnessResult:
     """λ1 of a freshly initialised network (same init as the bisection's probes for this seed)."""
     start = time.perf_counter()
@@ -68,9 +107,16 @@ def measure_sharpness(inputs: SharpnessInputs, data: Dataset) -> SharpnessResult
     model = build_model(data.in_dim, net.width, net.depth, data.num_classes, net.seed, str(device))
     x, y = training_subset(data, how.samples, net.seed)
     lam = top_eigenvalue(model, x, y, net.seed, how.max_iter, how.tol)
+    preconditioned = {
+        name: lam
+        if scale == 1.0
+        else preconditioned_top_eigenvalue(model, x, y, scale, net.seed, how.max_iter, how.tol)
+        for name, scale in inputs.input_lr_variants.items()
+    }
     return SharpnessResult(
         inputs=inputs,
         lambda1=lam,
+        preconditioned=preconditioned,
         samples_used=len(x),
         wall_time_s=time.perf_counter() - start,
         provenance=Provenance.collect(str(device)),

@@ -20,8 +20,9 @@ from milr.records import Study
 
 KEYS = ["dataset", "variant", "threshold", "role", "depth", "width", "depth_width", "seed"]
 ETA_COLUMNS = [
-    *KEYS, "input_lr_scale", "method", "scale", "upper", "iterations", "eta_star",
-    "bracket_low", "bracket_high", "relative_bracket", "probes", "no_success", "hit_upper_bound",
+    *KEYS, "input_lr_scale", "method", "scale", "upper", "upper_found", "iterations", "eta_star",
+    "bracket_low", "bracket_high", "relative_bracket", "probes", "bracketing_probes",
+    "no_success", "hit_upper_bound",
     "device", "device_name", "wall_time_s", "status", "path",
 ]  # fmt: skip
 SHARPNESS_COLUMNS = [
@@ -92,10 +93,12 @@ def eta_row(path: Path, doc: dict, study: Study | None = None) -> dict:
         "input_lr_scale": inputs["train"]["input_lr_scale"],
         "method": search["method"],
         "scale": search["scale"],
-        "upper": search["upper"],
+        "upper": doc["upper"],
+        "upper_found": doc["upper_found"],
         "iterations": search["iterations"],
         **{k: doc[k] for k in ("eta_star", "bracket_low", "bracket_high", "relative_bracket")},
         "probes": len(doc["probes"]),
+        "bracketing_probes": doc["bracketing_probes"],
         "no_success": doc["no_success"],
         "hit_upper_bound": doc["hit_upper_bound"],
         **_provenance(doc),
@@ -110,6 +113,7 @@ def sharpness_row(path: Path, doc: dict, study: Study | None = None) -> dict:
         **_network(doc["inputs"]),
         "samples": doc["samples_used"],
         "lambda1": doc["lambda1"],
+        **{f"lambda1_{name}": v for name, v in doc.get("preconditioned", {}).items()},
         **_provenance(doc),
         "wall_time_s": doc["wall_time_s"],
         "status": "ok",
@@ -148,7 +152,8 @@ def _missing_row(path: Path, kind: str, study: Study | None) -> dict:
 
 
 def _sorted(rows: list[dict], columns: list[str]) -> pd.DataFrame:
-    table = pd.DataFrame(rows, columns=columns)
+    extra = sorted({k for row in rows for k in row} - set(columns))  # e.g. lambda1_<variant>
+    table = pd.DataFrame(rows, columns=columns + extra)
     order = [c for c in ("dataset", "variant", "threshold", "depth", "width", "seed", "probe")
              if c in columns]  # fmt: skip
     return table.sort_values(order).reset_index(drop=True)

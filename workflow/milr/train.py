@@ -9,7 +9,9 @@ stops at the first epoch that reaches the threshold.
 from __future__ import annotations
 
 import logging
+import math
 import time
+from fractions import Fraction
 
 import torch
 import torch.nn.functional as F
@@ -40,10 +42,21 @@ def sgd_step(
     return loss
 
 
+def required_correct(threshold: float, n: int) -> int:
+    """Correct predictions out of ``n`` that reach accuracy t: ceil(t * n), in exact decimal
+    arithmetic. A float comparison would fail a probe exactly at t (9,000 / 10,000 in float32 is
+    0.89999998 < 0.9)."""
+    return math.ceil(Fraction(repr(threshold)) * n)
+
+
 @torch.no_grad()
+def correct_count(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
+    """Correct predictions on (x, y) in one batch (10k rows fit comfortably)."""
+    return int((model(x).argmax(dim=1) == y).sum())
+
+
 def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Validation accuracy in one batch (10k rows fit comfortably)."""
-    return float((model(x).argmax(dim=1) == y).float().mean())
+    return correct_count(model, x, y) / len(y)
 
 
 def divergence_check_interval(device: torch.device) -> int:
@@ -63,6 +76,7 @@ def train_probe(
     n = len(data.x_train)
     check_every = divergence_check_interval(device)
     record = TrainRecord(lr=lr, success=False, diverged=False, epochs_run=0)
+    needed = required_correct(settings.threshold, len(data.y_val))
     loss = torch.zeros((), device=device)
     for epoch in range(1, settings.epochs + 1):
         record.epochs_run = epoch
@@ -80,12 +94,16 @@ def train_probe(
             record.diverged = True
             log.info("lr=%.6g epoch %d: loss is not finite, diverged", lr, epoch)
             break
-        acc = accuracy(model.eval(), data.x_val, data.y_val)
-        record.val_accuracy.append(acc)
+        correct = correct_count(model.eval(), data.x_val, data.y_val)
+        record.val_accuracy.append(correct / len(data.y_val))
         log.info(
-            "lr=%.6g epoch %d: val_acc=%.4f loss=%.4f", lr, epoch, acc, record.final_train_loss
+            "lr=%.6g epoch %d: val_acc=%.4f loss=%.4f",
+            lr,
+            epoch,
+            record.val_accuracy[-1],
+            record.final_train_loss,
         )
-        if acc >= settings.threshold:
+        if correct >= needed:
             record.success = True
             break
     record.wall_time_s = time.perf_counter() - start

@@ -33,9 +33,12 @@ USES_CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_m
 MILR_PYTHON = (
     "unset MILR_PYTHON" if USES_CONDA else f"export MILR_PYTHON={sys.executable}"
 )
+# Where raw downloads live and how long a job waits for a GPU change no result: environment
+# variables, not job params.
 shell.prefix(
     f"set -euo pipefail; export PATH={shlex.quote(str(PACKAGE_ROOT / 'bin'))}:$PATH; "
-    f"{MILR_PYTHON}; "
+    f"{MILR_PYTHON}; export MILR_DATA_DIR={shlex.quote(str(config['data_dir']))}; "
+    f"export MILR_GPU_WAIT_S={config['gpu_wait_s']}; "
 )
 # Jobs that train ask for a GPU only when the config says the study runs on CUDA.
 GPU = 1 if config["device"] == "cuda" else 0
@@ -75,6 +78,16 @@ def all_targets():
 def journal_path(wildcards):
     """The resume journal: outside the declared outputs, which Snakemake deletes on failure."""
     return f"{R}/journal/{BISECT_PATTERN.format(**wildcards)}l"
+
+
+def check_gpus():
+    """A CUDA study on a machine without a GPU stops before its first job, in one line, not
+    job by job. Only where jobs run on this machine: a SLURM login node has no GPU of its own."""
+    if config["device"] == "cuda" and workflow.local_exec and not workflow.remote_exec:
+        from milr.gpu import require_gpus
+
+        if problem := require_gpus():
+            sys.exit(f"milr: error: {problem}")
 
 
 def partial_tables():
