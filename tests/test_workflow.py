@@ -3,6 +3,7 @@ and the rerun rules: only what a change invalidates runs again."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -173,6 +174,72 @@ def test_code_edits_rerun_exactly_the_steps_that_import_the_module(study, checko
     edit(milr / "figures.py", "PANEL = (3.4, 2.9)", "PANEL = (3.5, 2.9)")
     jobs = planned_outputs(snakemake(study, "-n", root=checkout))
     assert set(jobs) == {"all", *FIGURE_RULES}
+
+
+def gaussian_only(study: Path, work: Path, **edits) -> Path:
+    """A copy of the study (results, journals) with a Gaussian-only config and ``edits``."""
+    shutil.copytree(study, work, ignore=shutil.ignore_patterns(".snakemake"))
+    config = yaml.safe_load((study / "tiny.yaml").read_text())
+    config["active_datasets"] = ["gaussian"]
+    config["datasets"]["gaussian"]["gaussian"].update(edits)
+    (work / "changed.yaml").write_text(yaml.safe_dump(config))
+    return work
+
+
+def eta_of(work: Path) -> pd.DataFrame:
+    table = pd.read_csv(work / "results/tables/eta_star.csv")
+    key = ["dataset", "variant", "threshold", "depth", "width", "seed"]
+    return table.set_index(key)[["eta_star", "bracket_low", "bracket_high", "probes"]].sort_index()
+
+
+def fresh_run(tmp_path: Path, config: Path, root: Path | None = None) -> pd.DataFrame:
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    shutil.copy(config, fresh / "changed.yaml")
+    run = snakemake(fresh, config="changed.yaml", root=root)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return eta_of(fresh)
+
+
+def test_changed_data_retrains_and_equals_a_fresh_run(study, tmp_path):
+    """New Gaussian data reruns prepare and the bisections, whose journals (written on the old
+    data) are set aside: the rerun's η* is exactly a fresh computation's."""
+    work = gaussian_only(study, tmp_path / "rerun", mahalanobis=3.0)
+    run = snakemake(work, config="changed.yaml")
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert list((work / "results/journal").rglob("*.stale-data"))
+    for result in (work / "results/bisect/gaussian").rglob("*.json"):
+        assert json.loads(result.read_text())["resumed_probes"] == 0
+    assert eta_of(work).equals(fresh_run(tmp_path, work / "changed.yaml"))
+
+
+def test_changed_code_retrains_and_equals_a_fresh_run(study, checkout, tmp_path):
+    """A real change to a module the search imports (the minibatch order) reruns the bisections;
+    their journals are set aside as written by other code; η* equals a fresh run's."""
+    edit(
+        checkout / "workflow/milr/data.py",
+        "SHUFFLE_SEED_OFFSET = 0x5EED",
+        "SHUFFLE_SEED_OFFSET = 7",
+    )
+    work = gaussian_only(study, tmp_path / "rerun")
+    before = eta_of(study).loc["gaussian"]
+    run = snakemake(work, config="changed.yaml", root=checkout)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert list((work / "results/journal").rglob("*.stale-code"))
+    after = eta_of(work)
+    assert after.equals(fresh_run(tmp_path, work / "changed.yaml", root=checkout))
+    assert not after.loc["gaussian"].equals(before)  # the change did change the searches
+
+
+def test_cuda_without_a_gpu_stops_before_the_first_job(tmp_path, monkeypatch):
+    monkeypatch.delenv("MILR_GPU_IDS", raising=False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    (tmp_path / "cuda.yaml").write_text(yaml.safe_dump({**TINY, "device": "cuda"}))
+    run = snakemake(tmp_path, config="cuda.yaml")
+    assert run.returncode != 0
+    assert "milr: error: device is cuda but CUDA_VISIBLE_DEVICES is empty" in run.stderr
+    assert not (tmp_path / "results").exists()  # not one job ran
+    assert snakemake(tmp_path, "-n", config="cuda.yaml").returncode == 0  # planning still works
 
 
 def test_bad_config_stops_before_any_job_naming_the_key(study):

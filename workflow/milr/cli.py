@@ -450,6 +450,7 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     debug = args.debug or os.environ.get("MILR_DEBUG", "") not in ("", "0")
+    log.info("milr %s", " ".join(sys.argv[1:] if argv is None else argv))  # the job's inputs
     try:
         check_outputs(args)
         COMMANDS[args.command](args)

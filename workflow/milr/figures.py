@@ -149,8 +149,8 @@ def _draw_fit(ax: plt.Axes, fit: pd.Series | None, x: np.ndarray, label: str) ->
 
 def _log_ticks(axis, decades: float = 2.0) -> None:
     """Plain-number ticks, no minor labels (no overlapping "2x10^1"): at 1, 2, 5 x 10^k over a
-    range of up to 2.5 decades, at powers of 10 beyond."""
-    subs = (1.0, 2.0, 5.0) if decades <= 2.5 else (1.0,)
+    range of up to 1.8 decades, at powers of 10 beyond."""
+    subs = (1.0, 2.0, 5.0) if decades <= 1.8 else (1.0,)
     axis.set_major_locator(LogLocator(base=10, subs=subs))
     axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     axis.set_minor_formatter(NullFormatter())

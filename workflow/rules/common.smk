@@ -82,7 +82,8 @@ def journal_path(wildcards):
 
 def check_gpus():
     """A CUDA study on a machine without a GPU stops before its first job, in one line, not
-    job by job. Only where jobs run on this machine: a SLURM login node has no GPU of its own."""
+    job by job. Only where jobs run on this machine: a SLURM login node has no GPU of its own.
+    """
     if config["device"] == "cuda" and workflow.local_exec and not workflow.remote_exec:
         from milr.gpu import require_gpus
 
