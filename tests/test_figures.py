@@ -18,7 +18,6 @@ SPEC = Study(
     primary_variant="small",
     input_lr_variants={"small": 0.1, "full": 1.0},
     sweep_architectures=[(1, 32), (4, 64)],
-    config_name="test.yaml",
 )
 
 
@@ -34,7 +33,7 @@ def probe_rows(row) -> list[dict]:
 
 
 def with_eta(t: Tables, eta: pd.DataFrame) -> Tables:
-    return Tables(eta, t.sharpness, t.fits, t.probes, t.study)
+    return Tables(eta, t.sharpness, t.fits, t.probes, t.study, t.config_name)
 
 
 @pytest.fixture()
@@ -68,7 +67,7 @@ def tables():
                             eta_rows.append(row)
     eta, sharp = pd.DataFrame(eta_rows), pd.DataFrame(sharp_rows)
     fits = fit_tables(eta, sharp, FitOptions(min_width_over_depth=8, bootstrap=50))
-    return Tables(eta, sharp, fits, pd.DataFrame(probes), SPEC)
+    return Tables(eta, sharp, fits, pd.DataFrame(probes), SPEC, config_name="test.yaml")
 
 
 def test_every_figure_name_has_one_registered_function():
@@ -150,3 +149,10 @@ def test_eta_figure_separates_seed_spread_bracket_and_depth_lines(tables):
     ]
     assert len(depth_lines) >= 3  # one per depth (1, 2, 4)
     assert "thick bars: spread over seeds" in drawn.caption and "final brackets" in drawn.caption
+
+
+@pytest.mark.parametrize("name", ["eta_vs_lambda1", "eta_times_lambda1"])
+def test_all_censored_draws_a_figure_that_says_so(tables, name):
+    eta = tables.eta.assign(no_success=True, bracket_low=0.0, eta_star=0.0)
+    drawn = draw(name, with_eta(tables, eta))
+    assert "nothing to draw" in drawn.caption and "1x16-s0" in drawn.caption

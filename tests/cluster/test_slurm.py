@@ -150,11 +150,11 @@ def test_cancelled_job_fails_the_run_and_resumes_without_repeating_probes(tmp_pa
     subprocess.run(["scancel", job], check=True)
     output, _ = proc.communicate(timeout=300)
     assert proc.returncode != 0, output[-2000:]
-    finished = [json.loads(line)["lr"] for line in journal.read_text().splitlines()[1:]]
+    finished = [json.loads(line)["record"]["lr"] for line in journal.read_text().splitlines()[1:]]
     assert finished
     again = run(work, "--rerun-incomplete")
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-3000:]
     result = json.loads((work / "results/bisect/gaussian/small/t0.85/d2-w256-s0.json").read_text())
     assert result["resumed_probes"] >= len(finished)
-    lrs = [json.loads(line)["lr"] for line in journal.read_text().splitlines()[1:]]
+    lrs = [json.loads(line)["record"]["lr"] for line in journal.read_text().splitlines()[1:]]
     assert len(lrs) == len(set(lrs)) == 3  # every probe trained exactly once

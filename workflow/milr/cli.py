@@ -219,7 +219,6 @@ def build_parser() -> argparse.ArgumentParser:
         "DEPTHxWIDTH",
         "architectures of the threshold sweep",
     )
-    agg.add_argument("--config-name", default="config.yaml", help="config named in captions")
 
     fit = command("fit", "power-law fits against depth × width, with bootstrap intervals")
     fit.add_argument("--eta", type=existing_file, required=True, help="η* table")
@@ -239,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
             help=f"{table}.csv (milr aggregate; fits.csv: milr fit)",
         )
     figure.add_argument("--study", type=existing_file, required=True, help="study.json")
+    figure.add_argument("--config-name", default="config.yaml", help="config named in captions")
     figure.add_argument("--spec", help=argparse.SUPPRESS)  # replaced by --study (0.1 -> 0.2)
     for output in ("png", "pdf", "caption"):
         figure.add_argument(f"--{output}", type=Path, required=True, help=f"{output} to write")
@@ -360,7 +360,6 @@ def study_from_args(args: argparse.Namespace) -> Study | None:
         input_lr_variants=dict(args.input_lr_variant),
         primary_variant=args.primary_variant,
         sweep_architectures=list(args.sweep_architecture),
-        config_name=args.config_name,
     )
 
 
@@ -416,6 +415,7 @@ def cmd_figure(args: argparse.Namespace) -> None:
         read_table(args.fits, ("quantity", "dataset")),
         read_table(args.probes, ("dataset", "lr", "success")),
         study=study,
+        config_name=args.config_name,
     )
     drawn = draw(args.name, tables)
     save(drawn, args.png, args.pdf, args.caption)

@@ -43,6 +43,7 @@ class Tables:
     fits: pd.DataFrame
     probes: pd.DataFrame
     study: Study
+    config_name: str = "config.yaml"  # named in captions
 
 
 @dataclass
@@ -309,7 +310,7 @@ def _eta_caption(t: Tables, variants: Sequence[str], label: str, rows, rows_all)
         "right): the seeds' final brackets; thin lines join the widths of one depth. Dashed: the "
         "power-law fit η* = C (depth × width)^-α from fits.csv (two-stage bootstrap 95% interval)"
         f", on architectures with width/depth ≥ {_fit_ratio(t.fits):g}. "
-        f"{_arch_counts(rows)} Config: {t.study.config_name}." + _missing_note(rows_all, "η* jobs")
+        f"{_arch_counts(rows)} Config: {t.config_name}." + _missing_note(rows_all, "η* jobs")
     )
 
 
@@ -340,7 +341,7 @@ def figure_condition_i(t: Tables) -> Drawn:
     caption = (
         f"Condition (i): η* against depth × width with architectures whose width is less than "
         f"{ratio:g} × depth drawn hollow ({len(narrow)} jobs); the dashed fit "
-        f"uses only the filled points. {_arch_counts(rows)} Config: {t.study.config_name}."
+        f"uses only the filled points. {_arch_counts(rows)} Config: {t.config_name}."
         + _missing_note(rows_all, "η* jobs")
     )
     return Drawn(fig, caption)
@@ -383,7 +384,7 @@ def figure_eta_vs_threshold(t: Tables) -> Drawn:
         "η* against the threshold accuracy t for the sweep architectures (primary input-LR "
         "variant); points: geometric mean over seeds of the brackets' geometric midpoints, "
         "bars: min to max over seeds; dotted: the main t. "
-        f"{_arch_counts(rows)} Config: {t.study.config_name}." + _missing_note(rows_all, "η* jobs")
+        f"{_arch_counts(rows)} Config: {t.config_name}." + _missing_note(rows_all, "η* jobs")
     )
     return Drawn(_per_dataset(rows, panel), caption)
 
@@ -414,7 +415,7 @@ def figure_lambda1(t: Tables) -> Drawn:
     caption = (
         "Sharpness λ1 (top Hessian eigenvalue of the training loss, PyHessian) at "
         "initialisation against depth × width, log-log; dashed: its power-law fit "
-        f"(α < 0 means λ1 grows). {_arch_counts(rows)} Config: {t.study.config_name}."
+        f"(α < 0 means λ1 grows). {_arch_counts(rows)} Config: {t.config_name}."
         + _missing_note(t.sharpness, "λ1 jobs")
     )
     return Drawn(_per_dataset(rows, panel), caption)
@@ -428,8 +429,24 @@ def _joined(t: Tables) -> pd.DataFrame:
     main = _ok(_main_rows(t.eta, [primary])).assign(point=lambda r: eta_point(r))
     keys = ["dataset", "depth", "width", "depth_width", "seed"]
     sharp = _ok(t.sharpness)[[*keys, matching]].rename(columns={matching: "sharpness"})
-    joined = main.merge(sharp, on=keys)
-    return _require(joined[np.isfinite(joined["point"])], "jobs with both a measured η* and λ1")
+    joined = _require(main.merge(sharp, on=keys), "jobs with both η* and λ1")
+    return joined[np.isfinite(joined["point"])]
+
+
+def _nothing_measured(rows: pd.DataFrame, what: str) -> Drawn:
+    """Finished jobs but no η* to place (every one censored): a figure that says so, with the
+    jobs named, instead of a failed run or a blank axis."""
+    fig, ax = plt.subplots(figsize=PANEL)
+    jobs = ", ".join(f"{d}x{w}-s{s}" for d, w, s in zip(rows.depth, rows.width, rows.seed,
+                                                          strict=True))  # fmt: skip
+    ax.text(0.5, 0.5, f"no measured η*:\nall {len(rows)} jobs censored", ha="center",
+            va="center", transform=ax.transAxes)  # fmt: skip
+    ax.set_axis_off()
+    caption = (
+        f"{what}: nothing to draw. Every job's η* is censored (no probe reached t, or the top "
+        f"of the bracket never failed): {jobs}. See eta_star.csv (no_success, hit_upper_bound)."
+    )
+    return Drawn(fig, caption)
 
 
 def _depth_scatter(
@@ -479,6 +496,8 @@ SHARPNESS_NOTE = (
 def figure_eta_vs_lambda1(t: Tables) -> Drawn:
     """Figure 6: η* against the matching sharpness, with the stability and catapult lines."""
     rows = _joined(t)
+    if rows.empty:
+        return _nothing_measured(_ok(_main_rows(t.eta, [t.study.primary_variant])), "η* against λ")
     fig = _depth_scatter(
         rows, "sharpness", "point", "sharpness λ at initialisation", "η*", _stability_lines
     )
@@ -486,7 +505,7 @@ def figure_eta_vs_lambda1(t: Tables) -> Drawn:
         "η* (geometric midpoint of the final bracket) against the sharpness λ at initialisation, "
         "one point per architecture and seed, primary input-LR variant, main t, log-log. "
         f"Dashed: η = 2/λ; dotted: η = 4/λ. {SHARPNESS_NOTE} The paper finds η* and λ1 closely "
-        f"but not inversely related. {_arch_counts(rows)} Config: {t.study.config_name}."
+        f"but not inversely related. {_arch_counts(rows)} Config: {t.config_name}."
     )
     return Drawn(fig, caption)
 
@@ -495,6 +514,8 @@ def figure_eta_vs_lambda1(t: Tables) -> Drawn:
 def figure_eta_times_lambda1(t: Tables) -> Drawn:
     """Figure 7: η*·λ against depth x width: the drift away from a constant."""
     rows = _joined(t).assign(product=lambda r: r["point"] * r["sharpness"])
+    if rows.empty:
+        return _nothing_measured(_ok(_main_rows(t.eta, [t.study.primary_variant])), "η* · λ")
 
     def references(ax: plt.Axes, _: pd.DataFrame) -> None:
         ax.axhline(2.0, color="grey", lw=1, ls="--", label="η·λ = 2 (stability)")
@@ -504,7 +525,7 @@ def figure_eta_times_lambda1(t: Tables) -> Drawn:
     caption = (
         "η* · λ against depth × width, log-log: were η* inversely proportional to the sharpness "
         f"the points would lie on a horizontal line. {SHARPNESS_NOTE} {_arch_counts(rows)} "
-        f"Config: {t.study.config_name}."
+        f"Config: {t.config_name}."
     )
     return Drawn(fig, caption)
 
@@ -556,7 +577,7 @@ def figure_bisection_trace(t: Tables) -> Drawn:
         "validation accuracy within e epochs against its learning rate; circles reached t, squares "
         "did not, crosses diverged; shaded: the final bracket [η*, upper]. Shown: "
         + "; ".join(shown)
-        + f". Config: {t.study.config_name}."
+        + f". Config: {t.config_name}."
     )
     return Drawn(fig, caption)
 

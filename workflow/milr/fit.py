@@ -23,6 +23,7 @@ the typical factor by which the law misses an unseen architecture.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import asdict, dataclass
 
@@ -204,4 +205,7 @@ def fit_tables(eta: pd.DataFrame, sharpness: pd.DataFrame, options: FitOptions) 
             else:
                 row.update(asdict(fit), error="")
             rows.append(row)
-    return pd.DataFrame(rows)
+    columns = ["quantity", "dataset", "variant", "threshold", "n_censored", "censored",
+               "n_selected_out", "min_width_over_depth",
+               *(f.name for f in dataclasses.fields(PowerLawFit)), "error"]  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)

@@ -128,14 +128,13 @@ def fit_args(config: Mapping[str, Any]) -> str:
     return _join(to_flags(FitOptions(**config["fit"])))
 
 
-def study_args(config: Mapping[str, Any], config_name: str) -> str:
+def study_args(config: Mapping[str, Any]) -> str:
     """``milr aggregate`` flags that describe the study to the figures (written to study.json)."""
     parts = [f"--main-threshold {n}={config['datasets'][n]['threshold']!r}"
              for n in active_datasets(config)]  # fmt: skip
     parts += [f"--input-lr-variant {n}={f!r}" for n, f in config["input_lr_variants"].items()]
     parts += [f"--sweep-architecture {d}x{w}" for d, w in config["sweep"]["architectures"]]
     parts += [f"--primary-variant {shlex.quote(config['primary_variant'])}"]
-    parts += [f"--config-name {shlex.quote(config_name)}"]
     return " ".join(parts)
 
 

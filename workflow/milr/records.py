@@ -106,4 +106,3 @@ class Study:
     input_lr_variants: dict[str, float]
     primary_variant: str
     sweep_architectures: list[tuple[int, int]]
-    config_name: str = "config.yaml"

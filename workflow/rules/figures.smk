@@ -28,8 +28,10 @@ for figure_name in FIGURES:
         threads: 1
         params:
             name=figure_name,
+            config_name=CONFIG_NAME,
             code=CODE["figures"],
         shell:
             "milr figure {params.name} --eta {input.eta} --sharpness {input.sharpness}"
             " --fits {input.fits} --probes {input.probes} --study {input.study}"
-            " --png {output.png} --pdf {output.pdf} --caption {output.caption} > {log} 2>&1"
+            " --config-name {params.config_name:q} --png {output.png} --pdf {output.pdf}"
+            " --caption {output.caption} > {log} 2>&1"

@@ -27,7 +27,7 @@ rule aggregate:
         "../../envs/analysis.yaml"
     threads: 1
     params:
-        study=plan.study_args(config, CONFIG_NAME),
+        study=plan.study_args(config),
         code=CODE["tables"],
     shell:
         "milr aggregate --eta-out {output.eta} --sharpness-out {output.sharpness}"
