@@ -37,7 +37,10 @@ BISECT = ["bisect", "--dataset", "gaussian", "--depth", "2", "--width", "16", "-
         ([*BISECT, "--upper", "nan"], "--upper: must be a finite number, got nan"),
         ([*BISECT, "--upper", "1", "--seed", str(2**63)], "--seed: must be in [0, "),
         ([*BISECT, "--upper", "1", "--epochs", "2.5"], "--epochs: '2.5' is not a int"),
-        (["figure", "lambda1", "--spec", "{}"], "required"),
+        (["figure", "lambda1", "--eta", __file__, "--sharpness", __file__, "--fits", __file__,
+          "--spec", "{}", "--png", "p.png", "--pdf", "p.pdf", "--caption", "c.txt"],
+         "they replace 0.1's --spec"),
+        ([*BISECT, "--upper", "1", "--threads", "0"], "--threads: must be >= 1, got 0"),
     ],
 )  # fmt: skip
 def test_bad_arguments_give_one_line_and_exit_2(argv, needle, capsys):

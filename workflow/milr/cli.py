@@ -52,6 +52,22 @@ class OneLineParser(argparse.ArgumentParser):
         sys.exit(EXIT_USAGE)
 
 
+def bounded(kind: type, minimum: float):
+    """A number type with a lower bound, for options that are not settings."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from err
+        if not value >= minimum or value != value:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
 def existing_file(text: str) -> Path:
     path = Path(text)
     if not path.is_file():
@@ -106,10 +122,12 @@ def add_device(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="auto: CUDA when torch sees a GPU",
     )
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads (torch default)")
+    parser.add_argument(
+        "--threads", type=bounded(int, 1), default=None, help="CPU threads (torch default)"
+    )
     parser.add_argument(
         "--gpu-wait",
-        type=float,
+        type=bounded(float, 0),
         default=float(os.environ.get("MILR_GPU_WAIT_S", 3600)),
         help="seconds to wait for a free GPU slot before giving up ($MILR_GPU_WAIT_S)",
     )
@@ -234,10 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
         figure.add_argument(
             f"--{table}",
             type=existing_file,
-            required=True,
+            required=table != "probes",  # so that a 0.1 command line reaches the pointer below
             help=f"{table}.csv (milr aggregate; fits.csv: milr fit)",
         )
-    figure.add_argument("--study", type=existing_file, required=True, help="study.json")
+    figure.add_argument("--study", type=existing_file, help="study.json (milr aggregate)")
     figure.add_argument("--config-name", default="config.yaml", help="config named in captions")
     figure.add_argument("--spec", help=argparse.SUPPRESS)  # replaced by --study (0.1 -> 0.2)
     for output in ("png", "pdf", "caption"):
@@ -403,8 +421,11 @@ def cmd_figure(args: argparse.Namespace) -> None:
     from milr.io import read_json
     from milr.settings import from_json
 
-    if args.spec is not None:
-        raise MilrError("--spec was replaced by --study and --probes (both written by aggregate)")
+    if args.spec is not None or args.study is None or args.probes is None:
+        raise MilrError(
+            "milr figure needs --study and --probes (both written by milr aggregate; they "
+            "replace 0.1's --spec)"
+        )
     try:
         study = from_json(Study, read_json(args.study))
     except TypeError as err:
