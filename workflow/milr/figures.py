@@ -376,7 +376,8 @@ def figure_eta_vs_threshold(t: Tables) -> Drawn:
             )
         ax.axvline(t.study.thresholds[dataset], color="grey", lw=0.8, ls=":")
         ax.set_yscale("log")
-        _log_ticks(ax.yaxis)
+        low, high = ax.get_ylim()
+        _log_ticks(ax.yaxis, np.log10(high / low))
         ax.set(xlabel="threshold accuracy t", ylabel="η*", title=dataset)
         _legend(ax)
 
