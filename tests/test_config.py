@@ -18,21 +18,13 @@ def paper(root):
     return yaml.safe_load((root / "config.yaml").read_text())
 
 
-def put(path: str, value):
-    """An edit that sets ``a.b[0].c`` (creating nothing: the key path must exist or end new)."""
-
-    def edit(config):
-        parts = path.replace("[", ".[").split(".")
-        node = config
-        for part in parts[:-1]:
-            node = node[int(part[1:-1])] if part.startswith("[") else node[part]
-        last = parts[-1]
-        if last.startswith("["):
-            node[int(last[1:-1])] = value
-        else:
-            node[last] = value
-
-    return edit
+def put(config: dict, path: str, value) -> None:
+    """Set ``a.b[0].c`` in ``config`` (every key but the last must exist)."""
+    keys = [int(p[1:-1]) if p.startswith("[") else p for p in path.replace("[", ".[").split(".")]
+    node = config
+    for key in keys[:-1]:
+        node = node[key]
+    node[keys[-1]] = value
 
 
 NAN, INF = math.nan, math.inf
@@ -126,7 +118,7 @@ IDS = [f"{path}={value!r}" for path, value, _ in BATTERY]
 @pytest.mark.parametrize(("path", "value", "key"), BATTERY, ids=IDS)
 def test_malformed_config_is_stopped_with_its_key_named(paper, path, value, key):
     config = copy.deepcopy(paper)
-    put(path, value)(config)
+    put(config, path, value)
     with pytest.raises(MilrError) as err:
         validate_config(config)
     message = str(err.value)

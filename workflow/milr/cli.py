@@ -19,7 +19,14 @@ from milr import MilrError, MilrFailure, __version__
 from milr.io import check_writable, to_jsonable
 from milr.names import DATASETS, FIGURES
 from milr.records import SearchInputs, SharpnessInputs, Study
-from milr.settings import FitOptions, GaussianSpec, Mnist1dSpec, add_options, from_args
+from milr.settings import (
+    FitOptions,
+    GaussianSpec,
+    Mnist1dSpec,
+    add_options,
+    bounded,
+    from_args,
+)
 
 log = logging.getLogger("milr")
 EXIT_USAGE = 2
@@ -50,22 +57,6 @@ class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         sys.stderr.write(f"milr: error: {message}\n")
         sys.exit(EXIT_USAGE)
-
-
-def bounded(kind: type, minimum: float):
-    """A number type with a lower bound, for options that are not settings."""
-
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError as err:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from err
-        if not value >= minimum or value != value:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {text}")
-        return value
-
-    parse.__name__ = kind.__name__
-    return parse
 
 
 def existing_file(text: str) -> Path:
@@ -123,11 +114,11 @@ def add_device(parser: argparse.ArgumentParser) -> None:
         help="auto: CUDA when torch sees a GPU",
     )
     parser.add_argument(
-        "--threads", type=bounded(int, 1), default=None, help="CPU threads (torch default)"
+        "--threads", type=bounded(int, minimum=1), default=None, help="CPU threads (torch default)"
     )
     parser.add_argument(
         "--gpu-wait",
-        type=bounded(float, 0),
+        type=bounded(float, minimum=0),
         default=float(os.environ.get("MILR_GPU_WAIT_S", 3600)),
         help="seconds to wait for a free GPU slot before giving up ($MILR_GPU_WAIT_S)",
     )
@@ -383,18 +374,18 @@ def study_from_args(args: argparse.Namespace) -> Study | None:
 
 def cmd_aggregate(args: argparse.Namespace) -> None:
     from milr.io import write_atomic, write_json
-    from milr.tables import collect, collect_probes, split_by_kind
+    from milr.tables import collect, split_by_kind
 
     study = study_from_args(args)
     if args.study_out and study is None:
         raise MilrError("--study-out needs the study: give --main-threshold DATASET=T per dataset")
     eta_paths, sharp_paths = split_by_kind(args.results)
-    eta = collect(eta_paths, "eta", args.allow_missing, study)
-    sharp = collect(sharp_paths, "sharpness", args.allow_missing)
+    eta, probes = collect(eta_paths, "eta", args.allow_missing, study)
+    sharp, _ = collect(sharp_paths, "sharpness", args.allow_missing)
     write_atomic(args.eta_out, eta.to_csv(index=False))
     write_atomic(args.sharpness_out, sharp.to_csv(index=False))
     if args.probes_out:
-        write_atomic(args.probes_out, collect_probes(eta_paths, study).to_csv(index=False))
+        write_atomic(args.probes_out, probes.to_csv(index=False))
     if args.study_out:
         write_json(args.study_out, study)
     missing = int((eta["status"] == "missing").sum() + (sharp["status"] == "missing").sum())

@@ -26,7 +26,7 @@ from milr.io import write_atomic
 from milr.names import DATASETS
 from milr.settings import GaussianSpec, Mnist1dSpec
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: the payload carries its content fingerprint
 
 # Offset between the seed that draws the weights and the one that orders the minibatches, so
 # the two streams never coincide.
@@ -138,7 +138,7 @@ def cache_payload(
     mean = per_channel.mean(dim=(0, 2))
     std = per_channel.std(dim=(0, 2)).clamp_min(1e-8)
     repeat = features // channels
-    return {
+    payload = {
         "format": CACHE_FORMAT,
         "name": name,
         "x_train": x_train.contiguous(),
@@ -150,6 +150,8 @@ def cache_payload(
         "num_classes": num_classes,
         "info": info or {},
     }
+    payload["fingerprint"] = payload_fingerprint(payload)
+    return payload
 
 
 def save_cache(payload: dict[str, Any], path: str | Path) -> None:
@@ -160,7 +162,8 @@ def save_cache(payload: dict[str, Any], path: str | Path) -> None:
 
 
 def payload_fingerprint(payload: dict[str, Any]) -> str:
-    """A hash of everything a payload feeds to training: features, labels, statistics."""
+    """A hash of everything a payload feeds to training: features, labels, statistics. Taken
+    once, when the payload is made, and cached with it: loading a dataset hashes nothing."""
     digest = hashlib.sha256()
     for key in ("x_train", "y_train", "x_val", "y_val", "mean", "std"):
         tensor = payload[key].contiguous()
@@ -185,7 +188,7 @@ def payload_to_dataset(payload: dict[str, Any], device: str | torch.device = "cp
         y_val=payload["y_val"].to(device),
         num_classes=int(payload["num_classes"]),
         info=dict(payload["info"]),
-        fingerprint=payload_fingerprint(payload),
+        fingerprint=payload["fingerprint"],
     )
 
 

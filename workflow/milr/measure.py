@@ -29,22 +29,14 @@ from milr.search import BracketSearch, SearchOutcome, search_lockstep
 def result_of(
     inputs: SearchInputs, outcome: SearchOutcome, wall_time_s: float, provenance: Provenance
 ) -> SearchResult:
-    """The record one job writes, from the search's outcome."""
+    """The record one job writes: the search's outcome, field for field, and where it ran."""
+    found = {f.name: getattr(outcome, f.name) for f in dataclasses.fields(outcome)}
     return SearchResult(
         inputs=inputs,
-        eta_star=outcome.eta_star,
-        bracket_low=outcome.bracket_low,
-        bracket_high=outcome.bracket_high,
         relative_bracket=outcome.relative_bracket,
-        no_success=outcome.no_success,
-        hit_upper_bound=outcome.hit_upper_bound,
-        upper=outcome.upper,
-        upper_found=outcome.upper_found,
-        bracketing_probes=outcome.bracketing_probes,
-        probes=outcome.probes,
-        resumed_probes=outcome.resumed_probes,
         wall_time_s=wall_time_s,
         provenance=provenance,
+        **found,
     )
 
 

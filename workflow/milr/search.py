@@ -132,7 +132,6 @@ class BracketSearch:
             self.ok = max(record.lr, self.ok or 0.0)
         else:
             self.fail = min(record.lr, self.fail or math.inf)
-        log.info("bracketing: %.6g %s", record.lr, "ok" if record.success else "fail")
         if self.ok is None:  # only failures so far: go down
             self.rate /= 4
             if self.rate < self.spec.min_rate:

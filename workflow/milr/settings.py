@@ -277,6 +277,11 @@ def _converter(kind: type, meta: dict):
     return convert
 
 
+def bounded(kind: type, **bounds: Any):
+    """An argparse type with bounds, for options that are not settings (``--threads``)."""
+    return _converter(kind, dict(setting(help="", **bounds).metadata))
+
+
 def add_options(
     parser: argparse.ArgumentParser,
     cls: type,

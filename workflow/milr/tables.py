@@ -164,31 +164,29 @@ def collect(
     kind: str,
     allow_missing: bool = False,
     study: Study | None = None,
-) -> pd.DataFrame:
-    """Rows for the result files of one kind ("eta" or "sharpness")."""
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The job table of the result files of one kind ("eta" or "sharpness") and, for η*, the
+    probe table (one row per probe), reading each file once."""
     row_of, columns = {
         "eta": (eta_row, ETA_COLUMNS),
         "sharpness": (sharpness_row, SHARPNESS_COLUMNS),
     }[kind]
-    rows = []
+    rows, probes = [], []
     for raw in paths:
         path = Path(raw)
         if not path.exists() and allow_missing:
             rows.append(_missing_row(path, kind, study))
             continue
+        doc = read_json(path)
         try:
-            rows.append(row_of(path, read_json(path), study))
+            rows.append(row_of(path, doc, study))
+            if kind == "eta":
+                probes += probe_rows(doc, study)
         except (KeyError, TypeError) as err:
             raise MilrError(
                 f"{path} is not a {kind} result (missing {err}); rerun its job"
             ) from err
-    return _sorted(rows, columns)
-
-
-def collect_probes(paths: Iterable[str | Path], study: Study | None = None) -> pd.DataFrame:
-    """Every probe of every finished search (absent files have no probes to list)."""
-    rows = [row for p in paths if Path(p).exists() for row in probe_rows(read_json(p), study)]
-    return _sorted(rows, PROBE_COLUMNS)
+    return _sorted(rows, columns), _sorted(probes, PROBE_COLUMNS)
 
 
 def split_by_kind(paths: Iterable[str]) -> tuple[list[str], list[str]]:
