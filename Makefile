@@ -7,7 +7,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 CORES   ?= 2
 
-.PHONY: install demo quick test test-fast test-cluster lint bench clean
+.PHONY: install demo quick test test-fast test-cluster lint bench pin-envs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check workflow tests bench
 	$(BIN)/snakefmt --check Snakefile workflow/rules
 	$(BIN)/snakemake --lint --configfile presets/quick.yaml
+
+# Freeze the conda envs into envs/<name>.<platform>.pin.txt (needs conda >= 24.7.1; README).
+pin-envs: $(STAMP)
+	SNAKEMAKE=$(BIN)/snakemake workflow/bin/pin-envs
 
 bench: $(STAMP)
 	$(BIN)/python bench/trainer.py

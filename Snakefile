@@ -14,6 +14,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/search.smk"
 include: "workflow/rules/sharpness.smk"
 include: "workflow/rules/tables.smk"
+include: "workflow/rules/baseline.smk"
 include: "workflow/rules/figures.smk"
 
 

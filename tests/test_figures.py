@@ -3,15 +3,19 @@ partial tables still draw and say so, empty ones fail clearly."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
 from milr import MilrError
+from milr.baseline import compare
 from milr.figures import REGISTRY, Tables, draw, save
 from milr.fit import fit_tables
 from milr.names import FIGURES
+from milr.predict import leave_one_out
 from milr.records import Study
-from milr.settings import FitOptions
+from milr.settings import FitOptions, PredictOptions
 
 SPEC = Study(
     thresholds={"gaussian": 0.85, "mnist": 0.925},
@@ -33,7 +37,16 @@ def probe_rows(row) -> list[dict]:
 
 
 def with_eta(t: Tables, eta: pd.DataFrame) -> Tables:
-    return Tables(eta, t.sharpness, t.fits, t.probes, t.study, t.config_name)
+    return dataclasses.replace(t, eta=eta)
+
+
+def range_tests(eta: pd.DataFrame) -> pd.DataFrame:
+    """Range tests of every main network: one suggestion near η*, one far above it."""
+    main = eta[eta.role == "main"]
+    return main[["dataset", "variant", "depth", "width", "seed"]].assign(
+        steepest=main.eta_star.to_numpy() * 0.5, minimum_over_10=main.eta_star.to_numpy() * 3,
+        diverged=True, range_test_steps=150, range_test_wall_s=1.0,
+    )  # fmt: skip
 
 
 @pytest.fixture()
@@ -61,13 +74,16 @@ def tables():
                                 bracket_low=eta, bracket_high=eta * 1.1, relative_bracket=1.1,
                                 no_success=False, hit_upper_bound=False,
                                 role="main" if t == SPEC.thresholds[dataset] else "sweep",
-                                status="ok",
+                                status="ok", wall_time_s=20.0,
                             )  # fmt: skip
                             probes += probe_rows(row)
                             eta_rows.append(row)
     eta, sharp = pd.DataFrame(eta_rows), pd.DataFrame(sharp_rows)
     fits = fit_tables(eta, sharp, FitOptions(min_width_over_depth=8, bootstrap=50))
-    return Tables(eta, sharp, fits, pd.DataFrame(probes), SPEC, config_name="test.yaml")
+    loao = leave_one_out(eta, fits, PredictOptions())
+    finder = compare(range_tests(eta), eta, SPEC.thresholds)
+    return Tables(eta, sharp, fits, pd.DataFrame(probes), SPEC, config_name="test.yaml",
+                  loao=loao, lr_finder=finder)  # fmt: skip
 
 
 def test_every_figure_name_has_one_registered_function():
@@ -156,3 +172,26 @@ def test_all_censored_draws_a_figure_that_says_so(tables, name):
     eta = tables.eta.assign(no_success=True, bracket_low=0.0, eta_star=0.0)
     drawn = draw(name, with_eta(tables, eta))
     assert "nothing to draw" in drawn.caption and "1x16-s0" in drawn.caption
+
+
+def test_lr_finder_figure_counts_suggestions_above_eta(tables):
+    drawn = draw("lr_finder", tables)
+    labels = [c.get_label() for c in drawn.figure.axes[0].collections]
+    assert "steepest: 0% above η*, 0% < η*/10" in labels
+    assert "minimum_over_10: 100% above η*, 0% < η*/10" in labels
+    assert "0.05× the wall time of one η* search" in drawn.caption
+
+
+def test_predicted_vs_measured_reports_coverage(tables):
+    drawn = draw("predicted_vs_measured", tables)
+    assert "Coverage (nominal 95%): gaussian/full:" in drawn.caption
+
+
+def test_figures_of_extra_tables_say_which_option_they_need(tables):
+    with pytest.raises(MilrError, match="needs --loao"):
+        draw("predicted_vs_measured", dataclasses.replace(tables, loao=None))
+
+
+def test_no_law_to_validate_draws_a_figure_that_says_so(tables):
+    drawn = draw("predicted_vs_measured", dataclasses.replace(tables, loao=tables.loao.iloc[0:0]))
+    assert "nothing to draw" in drawn.caption and "at least 5 architectures" in drawn.caption

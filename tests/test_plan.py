@@ -109,4 +109,4 @@ def test_figures_follow_the_data_the_config_has(paper_config):
     lean["sweep"]["architectures"] = []
     names = plan.supported_figures(validate_config(lean))
     assert "eta_full_input_lr" not in names and "eta_vs_threshold" not in names
-    assert len(names) == 6
+    assert len(names) == len(FIGURES) - 2

@@ -15,6 +15,8 @@ from milr.settings import (
     GaussianSpec,
     Mnist1dSpec,
     Network,
+    PredictOptions,
+    RangeTestSettings,
     SearchSpec,
     SharpnessSettings,
     TrainSettings,
@@ -58,6 +60,9 @@ MAPPING = {
        for f in dataclasses.fields(SharpnessSettings)},
     **{(FitOptions, f.name): PROPS["fit"]["properties"][f.name]
        for f in dataclasses.fields(FitOptions)},
+    (PredictOptions, "level"): PROPS["predict"]["properties"]["level"],
+    **{(RangeTestSettings, f.name): PROPS["range_test"]["properties"][f.name]
+       for f in dataclasses.fields(RangeTestSettings)},
     **{(GaussianSpec, f.name): DATASET["gaussian"]["properties"][f.name]
        for f in dataclasses.fields(GaussianSpec)},
     **{(Mnist1dSpec, f.name): DATASET["mnist1d"]["properties"][f.name]
@@ -98,7 +103,7 @@ def test_every_config_section_field_is_mapped():
     """A setting added to a config section without a definition (or vice versa) fails here."""
     sections = {
         "training": TrainSettings, "search": SearchSpec, "sharpness": SharpnessSettings,
-        "fit": FitOptions,
+        "fit": FitOptions, "predict": PredictOptions, "range_test": RangeTestSettings,
     }  # fmt: skip
     workflow_only = {"batch_seeds"}
     for section, cls in sections.items():

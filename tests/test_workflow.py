@@ -21,6 +21,8 @@ pytestmark = pytest.mark.slow
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 # Figures downstream of the tables; the tiny study has two variants and no threshold sweep.
 FIGURE_RULES = {f"figure_{name}" for name in FIGURES if name != "eta_vs_threshold"}
+# What reruns after any change to the η* results: the tables, fits, checks and every figure.
+AFTER_THE_TABLES = {"aggregate", "fit", "validate", "lr_finder", "all", *FIGURE_RULES}
 
 TINY = {
     "results": "results",
@@ -122,7 +124,7 @@ def test_changing_one_threshold_reruns_only_that_datasets_bisections(study):
     config["datasets"]["gaussian"]["threshold"] = 0.75
     (study / "changed_t.yaml").write_text(yaml.safe_dump(config))
     jobs = planned_outputs(snakemake(study, "-n", config="changed_t.yaml"))
-    assert set(jobs) == {"bisect", "aggregate", "fit", "all", *FIGURE_RULES}
+    assert set(jobs) == {"bisect", *AFTER_THE_TABLES}  # not the range tests: no t in them
     assert len(jobs["bisect"]) == 4
     assert all("/gaussian/" in out and "/t0.75/" in out for out in jobs["bisect"])
 
@@ -132,7 +134,7 @@ def test_changing_a_fit_option_reruns_only_the_fit(study):
     config["fit"]["min_width_over_depth"] = 2
     (study / "changed_fit.yaml").write_text(yaml.safe_dump(config))
     jobs = planned_outputs(snakemake(study, "-n", config="changed_fit.yaml"))
-    assert set(jobs) == {"fit", "all", *FIGURE_RULES}
+    assert set(jobs) == {"fit", "validate", "all", *FIGURE_RULES}
 
 
 def test_changing_a_training_knob_reruns_every_bisection(study):
@@ -141,6 +143,17 @@ def test_changing_a_training_knob_reruns_every_bisection(study):
     (study / "changed_e.yaml").write_text(yaml.safe_dump(config))
     jobs = planned_outputs(snakemake(study, "-n", config="changed_e.yaml"))
     assert len(jobs["bisect"]) == 12 and "sharpness" not in jobs and "prepare" not in jobs
+    assert "range_test" not in jobs  # a range test has no epochs
+
+
+def test_changing_the_ramp_reruns_the_range_tests_not_the_searches(study):
+    config = yaml.safe_load((study / "tiny.yaml").read_text())
+    config["range_test"] = {"steps": 150}
+    (study / "changed_ramp.yaml").write_text(yaml.safe_dump(config))
+    jobs = planned_outputs(snakemake(study, "-n", config="changed_ramp.yaml"))
+    # every figure names the config file in its caption; of the tables, only the LR finder's
+    assert set(jobs) == {"range_test", "lr_finder", "all", *FIGURE_RULES}
+    assert len(jobs["range_test"]) == 3 * 2 * 2  # datasets x variants x architectures
 
 
 @pytest.fixture()
@@ -168,7 +181,7 @@ def test_code_edits_rerun_exactly_the_steps_that_import_the_module(study, checko
     # A real edit to the trainer reruns every bisection (not the data, not λ1) and what follows.
     edit(milr / "train.py", "    opt.step()\n", "    opt.step()\n    assert True\n")
     jobs = planned_outputs(snakemake(study, "-n", root=checkout))
-    assert set(jobs) == {"bisect", "aggregate", "fit", "all", *FIGURE_RULES}
+    assert set(jobs) == {"bisect", "range_test", *AFTER_THE_TABLES}  # both train with it
     assert len(jobs["bisect"]) == 12
     # A real edit to the figures reruns the figures alone.
     edit(milr / "train.py", "    opt.step()\n    assert True\n", "    opt.step()\n")
@@ -286,6 +299,7 @@ def test_full_paper_config_plans_every_job_and_figure(tmp_path, root):
     jobs = planned_outputs(run)
     assert {f"figure_{name}" for name in FIGURES} <= set(jobs)
     assert len(jobs["bisect"]) == 792 and len(jobs["sharpness"]) == 360
+    assert len(jobs["range_test"]) == 4 * 2 * 30 * 3  # datasets x variants x architectures x seeds
     assert "gpu=1" in run.stdout  # training jobs ask for a GPU when device is cuda
 
 

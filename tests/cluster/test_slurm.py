@@ -114,12 +114,14 @@ def test_preset_through_slurm_matches_a_local_run(tmp_path):
     seeds = len(preset["seeds"])
     assert count("bisect_seeds") == len(eta) // seeds  # one job per architecture and setting
     assert count("sharpness") == architectures * seeds
+    variants = yaml.safe_load((ROOT / "config.yaml").read_text())["input_lr_variants"]
+    assert count("range_test") == architectures * len(variants)  # seeds share a job
     assert count("prepare") == 0 and count("aggregate") == 0  # local rules
     key = ["dataset", "variant", "threshold", "depth", "width", "seed"]
     on_slurm = eta.set_index(key)["eta_star"].sort_index()
     local = pd.read_csv(runs["local"] / "results/tables/eta_star.csv")
     assert on_slurm.equals(local.set_index(key)["eta_star"].sort_index())
-    for table in ("fits.csv", "sharpness.csv"):
+    for table in ("fits.csv", "sharpness.csv", "loao.csv", "lr_finder.csv"):
         assert (runs["slurm"] / "results/tables" / table).exists()
 
 

@@ -18,11 +18,12 @@ from pathlib import Path
 from milr import MilrError, MilrFailure, __version__
 from milr.io import check_writable, to_jsonable
 from milr.names import DATASETS, FIGURES
-from milr.records import SearchInputs, SharpnessInputs, Study
+from milr.records import RangeTestInputs, SearchInputs, SharpnessInputs, Study
 from milr.settings import (
     FitOptions,
     GaussianSpec,
     Mnist1dSpec,
+    PredictOptions,
     add_options,
     bounded,
     from_args,
@@ -33,7 +34,7 @@ EXIT_USAGE = 2
 EXIT_FAILURE = 1
 # Options that name files a command writes: each is checked writable before any work.
 OUTPUT_OPTIONS = ("out", "journal", "eta_out", "sharpness_out", "probes_out", "study_out", "png",
-                  "pdf", "caption")  # fmt: skip
+                  "pdf", "caption", "summary_out")  # fmt: skip
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -106,6 +107,14 @@ def resolve_device(choice: str, gpu_lock_dir: Path | None = None, wait_s: float 
     return "cpu"
 
 
+# --seed of the commands that run several seeds of one architecture in one job
+SEEDS_OPTION = {
+    "nargs": "+",
+    "default": [0],
+    "help": "one or more seeds; several run in one job, one result file each",
+}
+
+
 def add_device(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--device",
@@ -168,13 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_options(
         bis,
         SearchInputs,
-        overrides={
-            "seed": {
-                "nargs": "+",
-                "default": [0],
-                "help": "one or more seeds; several are searched together, one result file each",
-            }
-        },
+        overrides={"seed": SEEDS_OPTION},
     )
     add_data(bis)
     bis.add_argument(
@@ -235,6 +238,46 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--out", type=Path, required=True, help="fits table to write")
     add_options(fit, FitOptions)
 
+    rt = command("range-test", "the learning-rate range test (the LR finder) of one architecture")
+    add_options(rt, RangeTestInputs, overrides={"seed": SEEDS_OPTION})
+    add_data(rt)
+    rt.add_argument("--out", type=Path, nargs="+", help="result JSON per seed (default: print)")
+    add_device(rt)
+
+    finder = command("lr-finder", "compare range-test suggestions with η* (table and summary)")
+    finder.add_argument("results", nargs="+", type=existing_file, help="range-test result files")
+    finder.add_argument("--eta", type=existing_file, required=True, help="η* table")
+    finder.add_argument("--study", type=existing_file, required=True, help="study.json")
+    finder.add_argument("--out", type=Path, required=True, help="table, one row per network")
+    finder.add_argument("--summary-out", type=Path, required=True, help="fractions and ratios")
+
+    val = command("validate", "leave-one-architecture-out check of the laws' prediction intervals")
+    val.add_argument("--eta", type=existing_file, required=True, help="η* table")
+    val.add_argument("--fits", type=existing_file, required=True, help="fits table (milr fit)")
+    val.add_argument("--out", type=Path, required=True, help="one row per left-out architecture")
+    val.add_argument("--summary-out", type=Path, required=True, help="coverage per law")
+    add_options(val, PredictOptions, skip=("min_r2",))
+
+    pred = command("predict", "η* of new architectures from a finished study's law")
+    pred.add_argument(
+        "--tables",
+        type=Path,
+        default=Path("results/tables"),
+        help="the study's tables folder (eta_star.csv, fits.csv, study.json)",
+    )
+    pred.add_argument("--dataset", choices=DATASETS, required=True, help="dataset of the law")
+    pred.add_argument("--variant", help="input-layer variant (default: the study's primary)")
+    pred.add_argument(
+        "--threshold", type=bounded(float, above=0, maximum=1), help="t (default: the main t)"
+    )
+    add_list(pred, "--arch", architecture, "DEPTHxWIDTH", "an architecture to predict")
+    pred.add_argument("--depths", type=bounded(int, minimum=1), nargs="+", default=[],
+                      help="with --widths: predict every depth x width of the grid")  # fmt: skip
+    pred.add_argument("--widths", type=bounded(int, minimum=1), nargs="+", default=[],
+                      help="with --depths: predict every depth x width of the grid")  # fmt: skip
+    add_options(pred, PredictOptions)
+    pred.add_argument("--out", type=Path, help="also write the predictions as CSV")
+
     figure = command("figure", "draw one paper figure from the tables and the study file")
     figure.add_argument(
         "name", choices=FIGURES, metavar="NAME", help=f"figure to draw: {', '.join(FIGURES)}"
@@ -247,6 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
             help=f"{table}.csv (milr aggregate; fits.csv: milr fit)",
         )
     figure.add_argument("--study", type=existing_file, help="study.json (milr aggregate)")
+    figure.add_argument("--loao", type=existing_file, help="loao.csv (milr validate)")
+    figure.add_argument("--lr-finder", type=existing_file, help="lr_finder.csv (milr lr-finder)")
     figure.add_argument("--config-name", default="config.yaml", help="config named in captions")
     figure.add_argument("--spec", help=argparse.SUPPRESS)  # replaced by --study (0.1 -> 0.2)
     for output in ("png", "pdf", "caption"):
@@ -284,6 +329,8 @@ def read_table(path: Path, columns: tuple[str, ...]):
     """A CSV table this package wrote, or a one-line error saying what it is not."""
     import pandas as pd
 
+    if not Path(path).is_file():
+        raise MilrError(f"input file {path} does not exist; run the step that makes it first")
     try:
         table = pd.read_csv(path)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
@@ -311,6 +358,9 @@ def cmd_prepare(args: argparse.Namespace) -> None:
 
 
 def _per_seed(paths: list[Path] | None, seeds: list[int], flag: str) -> list[Path | None]:
+    """One output per seed (None: print only); the seeds themselves must differ."""
+    if len(set(seeds)) != len(seeds):
+        raise MilrError(f"--seed lists a seed twice: {seeds}")
     if paths is None:
         return [None] * len(seeds)
     if len(paths) != len(seeds):
@@ -327,8 +377,6 @@ def cmd_bisect(args: argparse.Namespace) -> None:
     # Every input is checked (by the settings' bounds) before any data is touched.
     inputs = [from_args(SearchInputs, args, seed=seed) for seed in args.seed]
     log.info("milr bisect: %s", json.dumps(to_jsonable(inputs[0]) | {"seeds": args.seed}))
-    if len(set(args.seed)) != len(args.seed):
-        raise MilrError(f"--seed lists a seed twice: {args.seed}")
     outs = _per_seed(args.out, args.seed, "--out")
     journals = [
         j or (o.with_name(o.name + ".journal.jsonl") if o else None)
@@ -359,6 +407,82 @@ def cmd_sharpness(args: argparse.Namespace) -> None:
     if args.out:
         write_json(args.out, result)
     print(f"lambda1 = {result.lambda1:.6g}  ({result.samples_used} samples, {device})")
+
+
+def cmd_range_test(args: argparse.Namespace) -> None:
+    from milr.io import write_json
+    from milr.range_test import lr_range_test
+
+    inputs = [from_args(RangeTestInputs, args, seed=seed) for seed in args.seed]
+    log.info("milr range-test: %s", json.dumps(to_jsonable(inputs[0]) | {"seeds": args.seed}))
+    outs = _per_seed(args.out, args.seed, "--out")
+    device = prepare_device(args)
+    data = load_dataset(args, args.dataset, device)
+    for one, out in zip(inputs, outs, strict=True):
+        result = lr_range_test(one, data)
+        if out:
+            write_json(out, result)
+        stop = ", stopped on divergence" if result.diverged else ""
+        print(
+            f"seed {one.network.seed}: steepest {result.steepest:.4g}, minimum/10 "
+            f"{result.minimum_over_10:.4g} ({len(result.lrs)} steps{stop}, {device})"
+        )
+
+
+def read_study(path: Path) -> Study:
+    from milr.io import read_json
+    from milr.settings import from_json
+
+    try:
+        return from_json(Study, read_json(path))
+    except TypeError as err:
+        raise MilrError(f"{path} is not a study file ({err}); rerun milr aggregate") from err
+
+
+def cmd_lr_finder(args: argparse.Namespace) -> None:
+    from milr.baseline import compare, range_test_rows, summary
+    from milr.io import write_atomic
+
+    eta = read_table(args.eta, ("status", "dataset", "variant", "threshold", "bracket_low"))
+    table = compare(range_test_rows(args.results), eta, read_study(args.study).thresholds)
+    write_atomic(args.out, table.to_csv(index=False))
+    write_atomic(args.summary_out, summary(table).to_csv(index=False))
+    print(f"{len(table)} range tests compared with η*: {args.out}")
+
+
+def cmd_validate(args: argparse.Namespace) -> None:
+    from milr.io import write_atomic
+    from milr.predict import coverage, leave_one_out
+
+    eta = read_table(args.eta, ("status", "dataset", "variant", "threshold", "bracket_low"))
+    fits = read_table(args.fits, ("quantity", "dataset", "variant", "min_width_over_depth"))
+    loao = leave_one_out(eta, fits, from_args(PredictOptions, args, min_r2=0.0))
+    write_atomic(args.out, loao.to_csv(index=False))
+    cover = coverage(loao)
+    write_atomic(args.summary_out, cover.to_csv(index=False))
+    for row in cover.itertuples():
+        print(f"{row.dataset}/{row.variant} t={row.threshold:g}: {row.covered}/{row.architectures}"
+              f" inside the {row.level:.0%} intervals")  # fmt: skip
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    from milr.io import write_atomic
+    from milr.predict import predict_table
+
+    if bool(args.depths) != bool(args.widths):
+        raise MilrError("--depths and --widths go together (a grid); or give --arch DEPTHxWIDTH")
+    archs = list(args.arch) + [(d, w) for d in args.depths for w in args.widths]
+    if not archs:
+        raise MilrError("nothing to predict: give --arch DEPTHxWIDTH or --depths ... --widths ...")
+    tables = args.tables
+    eta = read_table(tables / "eta_star.csv", ("status", "dataset", "variant", "threshold"))
+    fits = read_table(tables / "fits.csv", ("quantity", "dataset", "variant", "r2"))
+    study = read_study(tables / "study.json")
+    report, table = predict_table(eta, fits, study, args.dataset, args.variant, args.threshold,
+                                  archs, from_args(PredictOptions, args))  # fmt: skip
+    print(report)
+    if args.out:
+        write_atomic(args.out, table.to_csv(index=False))
 
 
 def study_from_args(args: argparse.Namespace) -> Study | None:
@@ -409,18 +533,17 @@ def cmd_fit(args: argparse.Namespace) -> None:
 def cmd_figure(args: argparse.Namespace) -> None:
 
     from milr.figures import Tables, draw, save
-    from milr.io import read_json
-    from milr.settings import from_json
 
     if args.spec is not None or args.study is None or args.probes is None:
         raise MilrError(
             "milr figure needs --study and --probes (both written by milr aggregate; they "
             "replace 0.1's --spec)"
         )
-    try:
-        study = from_json(Study, read_json(args.study))
-    except TypeError as err:
-        raise MilrError(f"{args.study} is not a study file ({err}); rerun milr aggregate") from err
+    study = read_study(args.study)
+    extra = {
+        "loao": (args.loao, ("measured", "predicted", "low", "high")),
+        "lr_finder": (args.lr_finder, ("eta_star", "steepest", "minimum_over_10")),
+    }
     tables = Tables(
         read_table(args.eta, ("status", "dataset", "variant", "role", "eta_star")),
         read_table(args.sharpness, ("status", "dataset", "lambda1")),
@@ -428,6 +551,7 @@ def cmd_figure(args: argparse.Namespace) -> None:
         read_table(args.probes, ("dataset", "lr", "success")),
         study=study,
         config_name=args.config_name,
+        **{name: read_table(path, cols) for name, (path, cols) in extra.items() if path},
     )
     drawn = draw(args.name, tables)
     save(drawn, args.png, args.pdf, args.caption)
@@ -440,6 +564,10 @@ COMMANDS = {
     "sharpness": cmd_sharpness,
     "aggregate": cmd_aggregate,
     "fit": cmd_fit,
+    "range-test": cmd_range_test,
+    "lr-finder": cmd_lr_finder,
+    "validate": cmd_validate,
+    "predict": cmd_predict,
     "figure": cmd_figure,
 }
 

@@ -44,6 +44,8 @@ class Tables:
     probes: pd.DataFrame
     study: Study
     config_name: str = "config.yaml"  # named in captions
+    loao: pd.DataFrame | None = None  # milr validate: leave-one-architecture-out predictions
+    lr_finder: pd.DataFrame | None = None  # milr lr-finder: range tests beside η*
 
 
 @dataclass
@@ -434,20 +436,24 @@ def _joined(t: Tables) -> pd.DataFrame:
     return joined[np.isfinite(joined["point"])]
 
 
+def _text_figure(text: str, caption: str) -> Drawn:
+    """A figure that says why there is nothing to draw, instead of a failed run or blank axes."""
+    fig, ax = plt.subplots(figsize=PANEL)
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes)
+    ax.set_axis_off()
+    return Drawn(fig, caption)
+
+
 def _nothing_measured(rows: pd.DataFrame, what: str) -> Drawn:
     """Finished jobs but no η* to place (every one censored): a figure that says so, with the
     jobs named, instead of a failed run or a blank axis."""
-    fig, ax = plt.subplots(figsize=PANEL)
     jobs = ", ".join(f"{d}x{w}-s{s}" for d, w, s in zip(rows.depth, rows.width, rows.seed,
                                                           strict=True))  # fmt: skip
-    ax.text(0.5, 0.5, f"no measured η*:\nall {len(rows)} jobs censored", ha="center",
-            va="center", transform=ax.transAxes)  # fmt: skip
-    ax.set_axis_off()
     caption = (
         f"{what}: nothing to draw. Every job's η* is censored (no probe reached t, or the top "
         f"of the bracket never failed): {jobs}. See eta_star.csv (no_success, hit_upper_bound)."
     )
-    return Drawn(fig, caption)
+    return _text_figure(f"no measured η*:\nall {len(rows)} jobs censored", caption)
 
 
 def _depth_scatter(
@@ -581,6 +587,95 @@ def figure_bisection_trace(t: Tables) -> Drawn:
         + f". Config: {t.config_name}."
     )
     return Drawn(fig, caption)
+
+
+def _extra(table: pd.DataFrame | None, option: str, step: str) -> pd.DataFrame:
+    if table is None:
+        raise MilrError(f"this figure needs {option} (written by milr {step})")
+    return table
+
+
+@figure("predicted_vs_measured")
+def figure_predicted_vs_measured(t: Tables) -> Drawn:
+    """η* of each architecture predicted by the law fitted without it, against its measured η*."""
+    rows = _extra(t.loao, "--loao", "validate")
+    if rows.empty:
+        return _text_figure(
+            "no law to validate",
+            "Leave-one-architecture-out check: nothing to draw. No η* law was fitted on at "
+            "least 5 architectures (one left out, 4 to refit); fits.csv says why for each. "
+            f"Config: {t.config_name}.",
+        )
+    variants = sorted(rows["variant"].unique())
+    colours = dict(zip(variants, sns.color_palette("colorblind", len(variants)), strict=True))
+    level = float(rows["level"].iloc[0])
+
+    def panel(ax: plt.Axes, dataset: str, sub: pd.DataFrame) -> None:
+        for variant, group in sub.groupby("variant"):
+            inside = int(group["inside"].sum())
+            ax.errorbar(
+                group["measured"],
+                group["predicted"],
+                xerr=_spread(group["measured"], group["bracket_low"], group["bracket_high"]),
+                yerr=_spread(group["predicted"], group["low"], group["high"]),
+                fmt="o", ms=4, capsize=1.5, color=colours[variant],
+                label=f"{variant}: {inside}/{len(group)} inside",
+            )  # fmt: skip
+        lo = min(sub["measured"].min(), sub["low"].min())
+        hi = max(sub["measured"].max(), sub["high"].max())
+        ax.plot([lo, hi], [lo, hi], "k:", lw=1, label="predicted = measured")
+        _loglog(ax, "measured η* (bracket)", f"predicted η* ({level:.0%} interval)", dataset)
+        _legend(ax)
+
+    cover = rows.groupby(["dataset", "variant"])["inside"].agg(["sum", "size"])
+    coverage = "; ".join(f"{d}/{v}: {s}/{n} = {s / n:.0%}" for (d, v), (s, n) in cover.iterrows())
+    caption = (
+        "Leave-one-architecture-out check of the law η* ≈ C (depth × width)^-α: each "
+        "architecture's η* (x: geometric mean over seeds of the bracket midpoints, bars: the "
+        "brackets) against the prediction of the law refitted without it (y, bars: the "
+        f"{level:.0%} prediction interval, which includes the architectures' scatter about the "
+        f"law). Coverage (nominal {level:.0%}): {coverage}. Dotted: predicted = measured. "
+        f"Config: {t.config_name}."
+    )
+    return Drawn(_per_dataset(rows, panel), caption)
+
+
+LR_FINDER_STYLE = {"steepest": ("v", "C0"), "minimum_over_10": ("^", "C1")}
+
+
+@figure("lr_finder")
+def figure_lr_finder(t: Tables) -> Drawn:
+    """The LR range test's suggestions beside η* against depth x width (primary variant)."""
+    table = _require(_extra(t.lr_finder, "--lr-finder", "lr-finder"), "range tests")
+    rows = table[table["variant"] == t.study.primary_variant]
+    rows = _require(rows if len(rows) else table, "range tests").assign(
+        depth_width=lambda r: r["depth"] * r["width"]
+    )
+
+    def panel(ax: plt.Axes, dataset: str, sub: pd.DataFrame) -> None:
+        measured = sub[np.isfinite(sub["eta_star"])]
+        ax.scatter(measured["depth_width"], measured["eta_star"], s=22, color="k",
+                   label="η* (bracket midpoint)", zorder=3)  # fmt: skip
+        for name, (marker, colour) in LR_FINDER_STYLE.items():
+            above = (sub[f"{name}_verdict"] == "above").mean()
+            far = (sub[f"{name}_verdict"] == "far_below").mean()
+            ax.scatter(sub["depth_width"], sub[name], marker=marker, s=18, color=colour,
+                       label=f"{name}: {above:.0%} above η*, {far:.0%} < η*/10")  # fmt: skip
+        _loglog(ax, "depth × width", "learning rate", dataset)
+        _legend(ax)
+
+    cost = float(rows["cost_ratio"].median())
+    caption = (
+        "The learning-rate range test (Smith 2017; torch-lr-finder / fastai lr_find: an "
+        "exponential ramp, stopped when the smoothed loss diverges) on the same networks, data "
+        "and batch size as the η* searches, variant "
+        f"{rows['variant'].iloc[0]}: its suggestions (steepest descent of the loss curve, and "
+        "the minimum / 10) against depth × width beside η* (black). 'Above η*': the suggested "
+        "rate exceeds the η* bracket, so training at it would not reach t within e epochs; "
+        f"'< η*/10': more than 10× below the largest rate that trains. One range test costs "
+        f"{cost:.2g}× the wall time of one η* search (median). Config: {t.config_name}."
+    )
+    return Drawn(_per_dataset(rows, panel), caption)
 
 
 def draw(name: str, tables: Tables) -> Drawn:

@@ -191,6 +191,7 @@ def fit_tables(eta: pd.DataFrame, sharpness: pd.DataFrame, options: FitOptions) 
                 "censored": _job_names(censored),
                 "n_selected_out": dropped,
                 "min_width_over_depth": options.min_width_over_depth,
+                "max_relative_bracket": options.max_relative_bracket,
             }
             try:
                 fit = fit_power_law(
@@ -206,6 +207,6 @@ def fit_tables(eta: pd.DataFrame, sharpness: pd.DataFrame, options: FitOptions) 
                 row.update(asdict(fit), error="")
             rows.append(row)
     columns = ["quantity", "dataset", "variant", "threshold", "n_censored", "censored",
-               "n_selected_out", "min_width_over_depth",
+               "n_selected_out", "min_width_over_depth", "max_relative_bracket",
                *(f.name for f in dataclasses.fields(PowerLawFit)), "error"]  # fmt: skip
     return pd.DataFrame(rows, columns=columns)

@@ -19,11 +19,17 @@ FIGURES = (
     "eta_vs_lambda1",
     "eta_times_lambda1",
     "bisection_trace",
+    "predicted_vs_measured",
+    "lr_finder",
 )
+# Tables a figure reads besides the study's common ones (eta, sharpness, fits, probes, study):
+# figure -> the `milr figure` options that give them.
+FIGURE_EXTRA_TABLES = {"predicted_vs_measured": ("loao",), "lr_finder": ("lr_finder",)}
 
 # Result paths under the results folder, with the workflow's wildcards.
 BISECT_PATTERN = "bisect/{dataset}/{variant}/t{threshold}/d{depth}-w{width}-s{seed}.json"
 SHARPNESS_PATTERN = "sharpness/{dataset}/d{depth}-w{width}-s{seed}.json"
+RANGE_TEST_PATTERN = "range_test/{dataset}/{variant}/d{depth}-w{width}-s{seed}.json"
 
 # What each wildcard may hold (Snakemake's wildcard_constraints and the tables' path parser).
 WILDCARDS = {

@@ -12,10 +12,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from milr.names import BISECT_PATTERN, FIGURES, SHARPNESS_PATTERN, format_threshold
+from milr.names import (
+    BISECT_PATTERN,
+    FIGURES,
+    RANGE_TEST_PATTERN,
+    SHARPNESS_PATTERN,
+    format_threshold,
+)
 from milr.settings import (
     GENERATORS,
     FitOptions,
+    PredictOptions,
+    RangeTestSettings,
     SearchSpec,
     SharpnessSettings,
     TrainSettings,
@@ -87,6 +95,20 @@ def sharpness_paths(config: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def range_test_paths(config: Mapping[str, Any]) -> list[str]:
+    """One LR range test per dataset x input-LR variant x grid architecture x seed: the networks
+    of the main threshold's η* searches."""
+    results = config["results"]
+    return [
+        f"{results}/" + RANGE_TEST_PATTERN.format(dataset=name, variant=v, depth=d, width=w, seed=s)
+        for name in active_datasets(config)
+        for v in config["input_lr_variants"]
+        for d in config["grid"]["depths"]
+        for w in config["grid"]["widths"]
+        for s in config["seeds"]
+    ]
+
+
 def _join(flags: Mapping[str, Any]) -> str:
     return " ".join(f"{k} {shlex.quote(str(v))}" for k, v in flags.items())
 
@@ -126,6 +148,24 @@ def sharpness_args(config: Mapping[str, Any]) -> str:
 
 def fit_args(config: Mapping[str, Any]) -> str:
     return _join(to_flags(FitOptions(**config["fit"])))
+
+
+def range_test_args(config: Mapping[str, Any], variant: str) -> str:
+    """Every knob of one range-test job: the ramp, and the search's batch size, momentum and
+    input-layer factor."""
+    training = config["training"]
+    inputs = {
+        **to_flags(RangeTestSettings(**config["range_test"])),
+        "--input-lr-scale": config["input_lr_variants"][variant],
+        "--batch-size": training["batch_size"],
+        "--momentum": training["momentum"],
+        "--variant": variant,
+    }
+    return _join(inputs)
+
+
+def predict_args(config: Mapping[str, Any]) -> str:
+    return _join(to_flags(PredictOptions(**config["predict"]), skip=("min_r2",)))
 
 
 def study_args(config: Mapping[str, Any]) -> str:

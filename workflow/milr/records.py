@@ -15,10 +15,12 @@ from typing import Any
 from milr.io import Provenance
 from milr.settings import (
     Network,
+    RangeTestSettings,
     SearchSpec,
     SharpnessSettings,
     TrainSettings,
     pick,
+    same_as,
     setting,
 )
 
@@ -95,6 +97,33 @@ class SharpnessResult:
     samples_used: int
     wall_time_s: float
     preconditioned: dict[str, float] = field(default_factory=dict)  # per input-LR variant
+    provenance: Provenance | None = None
+
+
+@dataclass(frozen=True)
+class RangeTestInputs:
+    """Everything that determines a learning-rate range test: the network, the minibatch size
+    and input-layer factor of the η* search it is compared with, and the ramp."""
+
+    network: Network
+    range_test: RangeTestSettings
+    variant: str = setting("", help="label of the input-layer learning-rate variant")
+    input_lr_scale: float = same_as(TrainSettings, "input_lr_scale")
+    batch_size: int = same_as(TrainSettings, "batch_size")
+    momentum: float = same_as(TrainSettings, "momentum")
+
+
+@dataclass
+class RangeTestResult:
+    """The JSON document one range-test job writes: the curve and its usual suggestions."""
+
+    inputs: RangeTestInputs
+    lrs: list[float]
+    losses: list[float]  # smoothed training loss at each step, before that step's update
+    diverged: bool  # the run stopped on the divergence rule before the last step
+    steepest: float  # lr of the steepest descent of the smoothed curve (torch-lr-finder)
+    minimum_over_10: float  # lr of the smoothed curve's minimum / 10 (fastai's lr_min)
+    wall_time_s: float
     provenance: Provenance | None = None
 
 

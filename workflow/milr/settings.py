@@ -49,6 +49,13 @@ def setting(
     return field(default=default, metadata=meta)
 
 
+def same_as(cls: type, name: str) -> Any:
+    """A field defined exactly as ``cls``'s field ``name`` (default, help, bounds): for records
+    that carry one setting of a class whose other settings do not concern them."""
+    source = next(f for f in dataclasses.fields(cls) if f.name == name)
+    return field(default=source.default, metadata=source.metadata)
+
+
 def describe_bounds(meta: dict) -> str:
     """``>= 1``, ``> 0`` or ``in (0, 1]``: the bounds as a user reads them."""
     low = (meta["minimum"], "[") if meta["minimum"] is not None else (meta["above"], "(")
@@ -231,6 +238,39 @@ class FitOptions(Settings):
     )
     bootstrap: int = setting(2000, help="bootstrap resamples for the 95%% intervals", minimum=1)
     seed: int = setting(0, help="seed of the bootstrap", minimum=0, maximum=SEED_MAX)
+
+
+@dataclass(frozen=True)
+class PredictOptions(Settings):
+    """How η* is predicted for an unseen architecture from a study's law."""
+
+    level: float = setting(
+        0.95, help="nominal coverage of the prediction intervals", above=0, below=1
+    )
+    min_r2: float = setting(
+        0.5, help="refuse to predict from a law whose R² is below this", minimum=0, maximum=1
+    )
+
+
+@dataclass(frozen=True)
+class RangeTestSettings(Settings):
+    """The learning-rate range test (Smith 2017; torch-lr-finder's lr_find defaults where it has
+    them): SGD steps at exponentially growing rates until the loss diverges."""
+
+    start_lr: float = setting(1e-5, help="learning rate of the first step", above=0)
+    end_lr: float = setting(
+        100.0, help="learning rate the ramp would reach at its last step", above=0
+    )
+    steps: int = setting(200, help="steps of the exponential ramp", minimum=20)
+    smooth: float = setting(
+        0.05,
+        help="weight of each new loss in the smoothed curve (torch-lr-finder's smooth_f)",
+        above=0,
+        maximum=1,
+    )
+    diverge: float = setting(
+        5.0, help="stop once the smoothed loss exceeds this x its best", above=1
+    )
 
 
 # Datasets drawn or generated from settings (the others are downloaded): their config section.

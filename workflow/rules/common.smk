@@ -15,7 +15,9 @@ from milr.config import validate_config  # noqa: E402
 from milr.io import code_fingerprint  # noqa: E402
 from milr.names import (
     BISECT_PATTERN,
+    FIGURE_EXTRA_TABLES,
     FIGURES,
+    RANGE_TEST_PATTERN,
     SHARPNESS_PATTERN,
     WILDCARDS,
 )  # noqa: E402
@@ -27,11 +29,16 @@ except MilrError as err:
 
 R = config["results"]
 # Jobs call `milr`, the wrapper in workflow/bin: it runs the package from this checkout, with
-# --sdm conda under the job's env's python, otherwise under the interpreter that runs Snakemake
-# (the project's venv). The shell prefix reaches every job, on SLURM too.
+# --sdm conda under the job's env's python, otherwise under $MILR_PYTHON when the user sets it
+# (tests/test_envs.py runs each env's rules in a venv of that env's packages this way), else
+# under the interpreter that runs Snakemake (the project's venv). The shell prefix reaches every
+# job, on SLURM too.
 USES_CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
 MILR_PYTHON = (
-    "unset MILR_PYTHON" if USES_CONDA else f"export MILR_PYTHON={sys.executable}"
+    "unset MILR_PYTHON"
+    if USES_CONDA
+    # ${{...}} once formatted here: Snakemake formats the shell prefix like a command
+    else f"export MILR_PYTHON=${{{{MILR_PYTHON:-{shlex.quote(sys.executable)}}}}}"
 )
 # Where raw downloads live and how long a job waits for a GPU change no result: environment
 # variables, not job params.
@@ -52,6 +59,9 @@ CODE = {
         "sharpness": "sharpness",
         "tables": "tables",
         "fit": "fit",
+        "predict": "predict",
+        "range_test": "range_test",
+        "baseline": "baseline",
         "figures": "figures",
     }.items()
 }
@@ -59,6 +69,7 @@ CODE = {
 CONFIG_NAME = Path((workflow.overwrite_configfiles or ["config.yaml"])[-1]).name
 BISECT_OUT = f"{R}/{BISECT_PATTERN}"
 SHARPNESS_OUT = f"{R}/{SHARPNESS_PATTERN}"
+RANGE_TEST_OUT = f"{R}/{RANGE_TEST_PATTERN}"
 
 
 wildcard_constraints:
@@ -71,8 +82,19 @@ def all_targets():
         f"{R}/tables/eta_star.csv",
         f"{R}/tables/sharpness.csv",
         f"{R}/tables/fits.csv",
+        f"{R}/tables/loao.csv",
+        f"{R}/tables/lr_finder.csv",
         *[f"{R}/figures/{name}.png" for name in plan.supported_figures(config)],
     ]
+
+
+def figure_tables(name):
+    """The tables figure ``name`` reads besides the common ones: option -> file."""
+    made_by = {
+        "loao": rules.validate.output.loao,
+        "lr_finder": rules.lr_finder.output.table,
+    }
+    return {option: made_by[option] for option in FIGURE_EXTRA_TABLES.get(name, ())}
 
 
 def journal_path(wildcards):

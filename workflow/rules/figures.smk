@@ -6,6 +6,7 @@ for figure_name in FIGURES:
         name:
             f"figure_{figure_name}"
         input:
+            **figure_tables(figure_name),
             eta=rules.aggregate.output.eta,
             sharpness=rules.aggregate.output.sharpness,
             fits=rules.fit.output[0],
@@ -30,8 +31,13 @@ for figure_name in FIGURES:
             name=figure_name,
             config_name=CONFIG_NAME,
             code=CODE["figures"],
+            tables=" ".join(
+                f"--{option.replace('_', '-')} {path}"
+                for option, path in figure_tables(figure_name).items()
+            ),
         shell:
             "milr figure {params.name} --eta {input.eta} --sharpness {input.sharpness}"
             " --fits {input.fits} --probes {input.probes} --study {input.study}"
-            " --config-name {params.config_name:q} --png {output.png} --pdf {output.pdf}"
+            " {params.tables} --config-name {params.config_name:q}"
+            " --png {output.png} --pdf {output.pdf}"
             " --caption {output.caption} > {log} 2>&1"

@@ -54,3 +54,32 @@ rule fit:
     shell:
         "milr fit --eta {input.eta} --sharpness {input.sharpness} --out {output}"
         " {params.args} > {log} 2>&1"
+
+
+rule validate:
+    """Leave-one-architecture-out: each architecture predicted by the law refitted without it,
+    and how often its measured eta* falls inside the prediction interval."""
+    input:
+        eta=rules.aggregate.output.eta,
+        fits=rules.fit.output[0],
+    output:
+        loao=report(
+            f"{R}/tables/loao.csv", caption="../report/table.rst", category="Tables"
+        ),
+        coverage=report(
+            f"{R}/tables/loao_coverage.csv",
+            caption="../report/table.rst",
+            category="Tables",
+        ),
+    log:
+        f"{R}/logs/validate.log",
+    localrule: True
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    params:
+        args=plan.predict_args(config),
+        code=CODE["predict"],
+    shell:
+        "milr validate --eta {input.eta} --fits {input.fits} --out {output.loao}"
+        " --summary-out {output.coverage} {params.args} > {log} 2>&1"

@@ -1,0 +1,172 @@
+"""Predicting η* from a study's law: intervals that cover new architectures as often as they
+claim (synthetic studies with a known law and realistic scatter), the leave-one-out check, and
+the one-line errors of ``milr predict``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from milr import MilrError
+from milr.fit import fit_tables
+from milr.predict import (
+    architecture_points,
+    coverage,
+    fit_law,
+    leave_one_out,
+    predict,
+    predict_table,
+)
+from milr.records import Study
+from milr.settings import FitOptions, PredictOptions
+
+ALPHA, C = 0.7, 40.0
+SCATTER, SEED_NOISE = 0.3, 0.05  # sd in log: architectures about the law, seeds about theirs
+GRID = [(d, w) for d in (1, 2, 4) for w in (64, 128, 256, 512)]
+STUDY = Study(thresholds={"gaussian": 0.85}, input_lr_variants={"small": 0.1},
+              primary_variant="small", sweep_architectures=[])  # fmt: skip
+OPTIONS = FitOptions(min_width_over_depth=16, bootstrap=20)
+
+
+def log_eta(rng, depth: int, width: int, seeds: int = 2) -> np.ndarray:
+    """log η* of ``seeds`` seeds of one architecture: the law, its scatter, the seeds' noise."""
+    centre = np.log(C) - ALPHA * np.log(depth * width) + rng.normal(0, SCATTER)
+    return centre + rng.normal(0, SEED_NOISE, size=seeds)
+
+
+def study_table(rng, grid=GRID) -> pd.DataFrame:
+    """An η* table as milr aggregate writes it: brackets of relative width 1.06 about η*."""
+    rows = []
+    for depth, width in grid:
+        for seed, value in enumerate(log_eta(rng, depth, width)):
+            low = np.exp(value) / 1.03
+            rows.append(dict(dataset="gaussian", variant="small", threshold=0.85, depth=depth,
+                             width=width, seed=seed, bracket_low=low, bracket_high=low * 1.06,
+                             relative_bracket=1.06, no_success=False, hit_upper_bound=False,
+                             status="ok"))  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_prediction_intervals_cover_new_architectures_at_their_level():
+    rng = np.random.default_rng(0)
+    hits, trials = 0, 400
+    for _ in range(trials):
+        law = fit_law(architecture_points(study_table(rng), OPTIONS))
+        guess = predict(law, 3, 200, 0.95, OPTIONS.min_width_over_depth)
+        hits += guess.low <= np.exp(log_eta(rng, 3, 200).mean()) <= guess.high
+    assert 0.92 <= hits / trials <= 0.98  # nominal 95%; binomial sd 1.1 points
+
+
+def test_parameter_only_intervals_would_not_cover():
+    """The same check with the scatter left out (what a fit's parameter interval gives) covers
+    far less: the scatter is what the interval is for."""
+    rng = np.random.default_rng(1)
+    hits, trials = 0, 200
+    for _ in range(trials):
+        law = fit_law(architecture_points(study_table(rng), OPTIONS))
+        x = np.log(3 * 200)
+        half = 2.2 * law.residual_sd * np.sqrt(1 / law.n + (x - law.x_mean) ** 2 / law.sxx)
+        centre = law.intercept + law.slope * x
+        hits += abs(log_eta(rng, 3, 200).mean() - centre) <= half
+    assert hits / trials < 0.7
+
+
+def test_leave_one_out_coverage_is_near_nominal():
+    rng = np.random.default_rng(2)
+    covered = []
+    for _ in range(60):
+        eta = study_table(rng)
+        loao = leave_one_out(eta, fit_tables(eta, eta.iloc[0:0], OPTIONS), PredictOptions())
+        assert len(loao) == len(GRID)
+        covered.append(coverage(loao).coverage.item())
+    assert 0.90 <= np.mean(covered) <= 0.98
+
+
+def test_law_is_the_studys_fit():
+    eta = study_table(np.random.default_rng(3))
+    fits = fit_tables(eta, eta.iloc[0:0], OPTIONS)
+    law = fit_law(architecture_points(eta, OPTIONS))
+    assert law.alpha == pytest.approx(fits.alpha.item(), rel=1e-12)
+    assert law.r2 == pytest.approx(fits.r2.item(), rel=1e-12)
+
+
+def test_report_flags_extrapolation_and_condition_i():
+    eta = study_table(np.random.default_rng(4))
+    fits = fit_tables(eta, eta.iloc[0:0], OPTIONS)
+    report, table = predict_table(eta, fits, STUDY, "gaussian", None, None,
+                                  [(2, 128), (8, 64), (1, 4096)], PredictOptions())  # fmt: skip
+    assert table.condition_i.tolist() == [True, False, True]
+    assert table.outside_range.tolist() == [False, False, True]
+    lines = report.splitlines()
+    assert "R²" in lines[0] and "95% prediction intervals include that scatter" in lines[1]
+    assert "condition (i) fails" in lines[4] and "outside the fitted depth x width" in lines[5]
+    assert (table.low < table.eta).all() and (table.eta < table.high).all()
+
+
+def test_missing_or_weak_law_is_a_clear_error():
+    eta = study_table(np.random.default_rng(5))
+    fits = fit_tables(eta, eta.iloc[0:0], OPTIONS)
+    with pytest.raises(MilrError, match="no η\\* law for gaussian/full at t=0.85"):
+        predict_table(eta, fits, STUDY, "gaussian", "full", None, [(1, 64)], PredictOptions())
+    few = eta[eta.width == 64]
+    with pytest.raises(MilrError, match="has no law .*not fitted: 3 architectures"):
+        predict_table(few, fit_tables(few, few.iloc[0:0], OPTIONS), STUDY, "gaussian", None,
+                      None, [(1, 64)], PredictOptions())  # fmt: skip
+    flat = eta.assign(bracket_low=np.exp(np.random.default_rng(6).normal(0, 1, len(eta))))
+    flat = flat.assign(bracket_high=flat.bracket_low * 1.06)
+    with pytest.raises(MilrError, match="R² 0.[0-4][0-9] < 0.5: too weak"):
+        predict_table(flat, fit_tables(flat, flat.iloc[0:0], OPTIONS), STUDY, "gaussian",
+                      None, None, [(1, 64)], PredictOptions())  # fmt: skip
+
+
+def milr(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "milr", *args], capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+
+
+@pytest.fixture()
+def tables_dir(tmp_path):
+    eta = study_table(np.random.default_rng(7))
+    eta.to_csv(tmp_path / "eta_star.csv", index=False)
+    fit_tables(eta, eta.iloc[0:0], OPTIONS).to_csv(tmp_path / "fits.csv", index=False)
+    (tmp_path / "study.json").write_text(json.dumps({
+        "thresholds": STUDY.thresholds, "input_lr_variants": STUDY.input_lr_variants,
+        "primary_variant": "small", "sweep_architectures": []}))  # fmt: skip
+    return tmp_path
+
+
+def test_cli_predicts_a_grid_and_writes_csv(tables_dir):
+    out = tables_dir / "predicted.csv"
+    run = milr("predict", "--tables", str(tables_dir), "--dataset", "gaussian", "--depths", "2",
+               "3", "--widths", "100", "300", "--arch", "4x256", "--out", str(out))  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    table = pd.read_csv(out)
+    assert list(zip(table.depth, table.width, strict=True)) == [(4, 256), (2, 100), (2, 300),
+                                                                 (3, 100), (3, 300)]  # fmt: skip
+    assert "η* ≈" in run.stdout and len(run.stdout.splitlines()) == 3 + 5
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--dataset", "gaussian"], "nothing to predict"),
+        (["--dataset", "gaussian", "--depths", "2"], "--depths and --widths go together"),
+        (["--dataset", "mnist", "--arch", "2x64"], "the study has no mnist results"),
+        (["--dataset", "gaussian", "--arch", "2x64", "--min-r2", "0.999"], "too weak"),
+        (["--dataset", "gaussian", "--arch", "2by64"], "is not DEPTHxWIDTH"),
+    ],
+)
+def test_cli_errors_are_one_line(tables_dir, args, message):
+    run = milr("predict", "--tables", str(tables_dir), *args)
+    assert run.returncode == 2
+    errors = [line for line in run.stderr.splitlines() if line.startswith("milr: error:")]
+    assert len(errors) == 1 and message in errors[0] and "Traceback" not in run.stderr
+
+
+def test_cli_without_a_finished_study_says_so(tmp_path):
+    run = milr("predict", "--tables", str(tmp_path), "--dataset", "gaussian", "--arch", "2x64")
+    assert run.returncode == 2 and "eta_star.csv does not exist" in run.stderr
