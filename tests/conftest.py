@@ -28,3 +28,11 @@ def small_gaussian():
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Close what a test drew: pyplot keeps every open figure alive (and warns past 20)."""
+    yield
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")

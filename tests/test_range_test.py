@@ -46,9 +46,7 @@ def test_curve_and_suggestion_match_torch_lr_finder(small_gaussian):
     loader = DataLoader(TensorDataset(x, y), batch_size=batch, shuffle=False)
     finder.range_test(loader, end_lr=RAMP.end_lr, num_iter=RAMP.steps, step_mode="exp",
                       smooth_f=RAMP.smooth, diverge_th=RAMP.diverge)  # fmt: skip
-    figure = matplotlib.pyplot.figure()
-    _, their_suggestion = finder.plot(ax=figure.gca(), suggest_lr=True)
-    matplotlib.pyplot.close(figure)
+    _, their_suggestion = finder.plot(ax=matplotlib.pyplot.figure().gca(), suggest_lr=True)
 
     batches = ((x[i : i + batch], y[i : i + batch]) for i in range(0, len(x), batch))
     lrs, losses, diverged = run_ramp(net(), batches, RAMP, input_lr_scale=1.0, momentum=0.0)
