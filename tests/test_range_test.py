@@ -114,6 +114,8 @@ def test_verdicts_against_the_bracket():
     assert verdict(0.05, low=1.0, high=1.5, no_success=False) == "far_below"
     assert verdict(0.05, low=0.0, high=0.1, no_success=True) == "above"  # nothing trains
     assert verdict(math.nan, low=1.0, high=1.5, no_success=False) == "none"
+    # a fixed u that never failed: a rate above it is not known to fail
+    assert verdict(9.0, low=3.0, high=4.0, no_success=False, hit_upper_bound=True) == "unknown"
 
 
 def test_table_joins_each_network_with_its_main_threshold_search():

@@ -4,7 +4,8 @@ Each range test (:mod:`milr.range_test`) is matched with the η* search of the s
 (dataset, input-layer variant, depth, width, seed) at the dataset's main threshold. A suggestion
 above the bracket's top would not reach t within e epochs (the search saw that rate, or a smaller
 one, fail); one below a tenth of the bracket's bottom wastes more than a factor 10 of the
-largest rate that trains. The cost ratio is the range test's wall time over the search's.
+largest rate that trains; above a bracket whose top never failed (a fixed u that trained) the
+outcome is "unknown". The cost ratio is the range test's wall time over the search's.
 """
 
 from __future__ import annotations
@@ -46,12 +47,17 @@ def range_test_rows(paths: Iterable[str | Path]) -> pd.DataFrame:
                                        "range_test_wall_s"])  # fmt: skip
 
 
-def verdict(suggestion: float, low: float, high: float, no_success: bool) -> str:
-    """Where a suggested rate falls against η*'s final bracket [low, high]."""
+def verdict(
+    suggestion: float, low: float, high: float, no_success: bool, hit_upper_bound: bool = False
+) -> str:
+    """Where a suggested rate falls against η*'s final bracket [low, high]. Above a bracket
+    whose top never failed (a fixed u reached) is not known to fail: "unknown"."""
     if not math.isfinite(suggestion):
         return "none"
-    if no_success or suggestion > high:
-        return "above"  # fails to reach t within e epochs
+    if no_success:
+        return "above"  # no rate reaches t within e epochs
+    if suggestion > high:
+        return "unknown" if hit_upper_bound else "above"
     if suggestion < low / FAR_BELOW:
         return "far_below"
     return "near"
@@ -67,14 +73,14 @@ def compare(
     main["eta_star"] = eta_point(main)
     table = range_tests.merge(
         main[[*KEYS, "threshold", "eta_star", "bracket_low", "bracket_high", "no_success",
-              "wall_time_s"]], on=KEYS, how="left", validate="one_to_one",
+              "hit_upper_bound", "wall_time_s"]], on=KEYS, how="left", validate="one_to_one",
     ).rename(columns={"wall_time_s": "search_wall_s"})  # fmt: skip
     for name in SUGGESTIONS:
         table[f"{name}_ratio"] = table[name] / table.eta_star
         table[f"{name}_verdict"] = [
-            verdict(s, lo, hi, bool(ns)) if pd.notna(lo) else "no_search"
-            for s, lo, hi, ns in zip(table[name], table.bracket_low, table.bracket_high,
-                                     table.no_success, strict=True)
+            verdict(s, lo, hi, bool(ns), bool(up)) if pd.notna(lo) else "no_search"
+            for s, lo, hi, ns, up in zip(table[name], table.bracket_low, table.bracket_high,
+                                         table.no_success, table.hit_upper_bound, strict=True)
         ]  # fmt: skip
     table["cost_ratio"] = table.range_test_wall_s / table.search_wall_s
     return table
