@@ -411,10 +411,11 @@ def cmd_sharpness(args: argparse.Namespace) -> None:
 
 def cmd_range_test(args: argparse.Namespace) -> None:
     from milr.io import write_json
-    from milr.range_test import lr_range_test
+    from milr.range_test import lr_range_test, ramp
 
     inputs = [from_args(RangeTestInputs, args, seed=seed) for seed in args.seed]
     log.info("milr range-test: %s", json.dumps(to_jsonable(inputs[0]) | {"seeds": args.seed}))
+    ramp(inputs[0].range_test)  # a bad ramp stops here, before any data is touched
     outs = _per_seed(args.out, args.seed, "--out")
     device = prepare_device(args)
     data = load_dataset(args, args.dataset, device)
