@@ -52,13 +52,13 @@ class PowerLawFit:
     n_points: int
 
 
-def _line(log_x: np.ndarray, log_y: np.ndarray) -> tuple[float, float]:
+def least_squares_line(log_x: np.ndarray, log_y: np.ndarray) -> tuple[float, float]:
     """Least-squares slope and intercept of log_y against log_x."""
     slope, intercept = np.polyfit(log_x, log_y, 1)
     return float(slope), float(intercept)
 
 
-def _r2(log_x: np.ndarray, log_y: np.ndarray, slope: float, intercept: float) -> float:
+def r_squared(log_x: np.ndarray, log_y: np.ndarray, slope: float, intercept: float) -> float:
     residual = log_y - (intercept + slope * log_x)
     total = log_y - log_y.mean()
     denom = float(total @ total)
@@ -72,7 +72,7 @@ def _loo_rmse(log_x: np.ndarray, log_y: np.ndarray) -> float:
         rest = np.arange(len(log_x)) != i
         if np.ptp(log_x[rest]) == 0:
             continue
-        slope, intercept = _line(log_x[rest], log_y[rest])
+        slope, intercept = least_squares_line(log_x[rest], log_y[rest])
         errors.append(log_y[i] - (intercept + slope * log_x[i]))
     return float(np.sqrt(np.mean(np.square(errors)))) if errors else math.nan
 
@@ -127,14 +127,14 @@ def fit_power_law(
     log_x = np.log(np.array([x[g == k][0] for k in arch_keys]))
     per_arch_logy = [np.log(y[g == k]) for k in arch_keys]
     log_y = np.array([v.mean() for v in per_arch_logy])
-    slope, intercept = _line(log_x, log_y)
+    slope, intercept = least_squares_line(log_x, log_y)
     slopes, intercepts = two_stage_bootstrap(log_x, per_arch_logy, bootstrap, seed)
     s_lo, s_hi = np.percentile(slopes, [2.5, 97.5])
     i_lo, i_hi = np.percentile(intercepts, [2.5, 97.5])
     return PowerLawFit(
         alpha=-slope,
         C=math.exp(intercept),
-        r2=_r2(log_x, log_y, slope, intercept),
+        r2=r_squared(log_x, log_y, slope, intercept),
         alpha_low=float(-s_hi),
         alpha_high=float(-s_lo),
         C_low=float(math.exp(i_lo)),

@@ -24,7 +24,13 @@ import pandas as pd
 from scipy import stats
 
 from milr import MilrError
-from milr.fit import MIN_ARCHITECTURES, eta_point, select_points
+from milr.fit import (
+    MIN_ARCHITECTURES,
+    eta_point,
+    least_squares_line,
+    r_squared,
+    select_points,
+)
 from milr.records import Study
 from milr.settings import FitOptions, PredictOptions
 
@@ -93,20 +99,16 @@ def fit_law(points: pd.DataFrame) -> Law:
             f"{n} architectures with a measured η*: a law needs at least {MIN_ARCHITECTURES} "
             "with distinct depth x width"
         )
-    x_mean = float(x.mean())
-    sxx = float(((x - x_mean) ** 2).sum())
-    slope = float(((x - x_mean) * (y - y.mean())).sum() / sxx)
-    intercept = float(y.mean() - slope * x_mean)
+    slope, intercept = least_squares_line(x, y)  # the study's fit, computed the same way
     residual = y - (intercept + slope * x)
-    total = float(((y - y.mean()) ** 2).sum())
     return Law(
         slope=slope,
         intercept=intercept,
         n=n,
-        x_mean=x_mean,
-        sxx=sxx,
+        x_mean=float(x.mean()),
+        sxx=float(((x - x.mean()) ** 2).sum()),
         residual_sd=float(math.sqrt((residual @ residual) / (n - 2))),
-        r2=1 - float(residual @ residual) / total if total > 0 else math.nan,
+        r2=r_squared(x, y, slope, intercept),
         x_min=float(math.exp(x.min())),
         x_max=float(math.exp(x.max())),
     )
@@ -131,14 +133,15 @@ def predict(
     )
 
 
-def fit_options_of(
-    fits: pd.DataFrame, dataset: str, variant: str, threshold: float
-) -> tuple[FitOptions, pd.Series]:
-    """The study's fit options for one law, from its row in ``fits.csv``, and the row."""
-    rows = fits[
-        (fits.quantity == "eta_star") & (fits.dataset == dataset) & (fits.variant == variant)
-    ]
-    rows = rows[np.isclose(rows.threshold.astype(float), threshold)]
+def law_rows(table: pd.DataFrame, dataset: str, variant: str, threshold: float) -> pd.DataFrame:
+    """The rows of ``table`` (η* jobs or fits) that belong to one law."""
+    rows = table[(table.dataset == dataset) & (table.variant == variant)]
+    return rows[np.isclose(rows.threshold.astype(float), threshold)]
+
+
+def fit_options_of(fits: pd.DataFrame, dataset: str, variant: str, threshold: float) -> FitOptions:
+    """The study's fit options for one law, from its row in ``fits.csv``."""
+    rows = law_rows(fits[fits.quantity == "eta_star"], dataset, variant, threshold)
     if rows.empty:
         raise MilrError(
             f"fits.csv has no η* law for {dataset}/{variant} at t={threshold:g}: "
@@ -150,11 +153,10 @@ def fit_options_of(
             f"the study has no law for {dataset}/{variant} at t={threshold:g}: {row.error}"
         )
     bracket = row.get("max_relative_bracket", math.nan)
-    options = FitOptions(
+    return FitOptions(
         min_width_over_depth=float(row.min_width_over_depth),
         max_relative_bracket=None if pd.isna(bracket) else float(bracket),
     )
-    return options, row
 
 
 def leave_one_out(eta: pd.DataFrame, fits: pd.DataFrame, options: PredictOptions) -> pd.DataFrame:
@@ -163,7 +165,7 @@ def leave_one_out(eta: pd.DataFrame, fits: pd.DataFrame, options: PredictOptions
     ok = eta[eta.status == "ok"] if "status" in eta else eta
     for (dataset, variant, threshold), group in ok.groupby(["dataset", "variant", "threshold"]):
         try:
-            fit_options, _ = fit_options_of(fits, dataset, variant, float(threshold))
+            fit_options = fit_options_of(fits, dataset, variant, float(threshold))
         except MilrError:
             continue  # no law to validate (too few architectures): fits.csv says why
         points = architecture_points(group, fit_options)
@@ -231,9 +233,8 @@ def predict_table(
                 f"the study has no {dataset} results; pick one of {sorted(study.thresholds)}"
             )
         threshold = study.thresholds[dataset]
-    fit_options, _ = fit_options_of(fits, dataset, variant, threshold)
-    rows = eta[(eta.status == "ok") & (eta.dataset == dataset) & (eta.variant == variant)]
-    rows = rows[np.isclose(rows.threshold.astype(float), threshold)]
+    fit_options = fit_options_of(fits, dataset, variant, threshold)
+    rows = law_rows(eta[eta.status == "ok"], dataset, variant, threshold)
     law = fit_law(architecture_points(rows, fit_options))
     if not law.r2 >= options.min_r2:
         raise MilrError(

@@ -69,10 +69,11 @@ def run_ramp(
     # the search's optimiser (threshold is unused by an optimiser)
     train = TrainSettings(threshold=1.0, input_lr_scale=input_lr_scale, momentum=momentum)
     opt = make_sgd(model, float(lrs[0]), train)
+    factors = [group["lr"] / lrs[0] for group in opt.param_groups]  # each group's share of lr
     losses: list[float] = []
     best = math.inf
     for lr, (x, y) in zip(lrs, batches, strict=False):
-        for group, factor in zip(opt.param_groups, (input_lr_scale, 1.0), strict=True):
+        for group, factor in zip(opt.param_groups, factors, strict=True):
             group["lr"] = float(lr) * factor
         loss = float(sgd_step(model, opt, x, y).detach())
         if losses and math.isfinite(loss):
