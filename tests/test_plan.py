@@ -79,7 +79,7 @@ def test_bisect_args_carry_every_knob(paper_config):
     args = plan.bisect_args(config, "mnist", "small", "0.925")
     for flag in ("--threshold 0.925", "--upper auto", "--start 0.5", "--iterations 5",
                  "--epochs 10", "--batch-size 128", "--input-lr-scale 0.1", "--method bisect",
-                 "--scale linear", "--momentum 0.0", "--trainer plain",
+                 "--scale linear", "--momentum 0.0", "--trainer batched",
                  "--variant small"):  # fmt: skip
         assert flag in args
     assert "--k " not in args  # k means nothing to bisection: changing it reruns nothing

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 
 import pytest
 import torch
+from milr.batched import required_correct
 from milr.io import to_jsonable
 from milr.measure import measure_eta_star
 from milr.model import build_model, param_groups
 from milr.prober import make_prober
 from milr.records import SearchInputs
 from milr.settings import TrainSettings
-from milr.train import required_correct, train_probe
+from milr.train import train_probe
 
 
 def inputs(**overrides) -> SearchInputs:
@@ -86,17 +86,31 @@ def test_end_to_end_search_is_reproducible(small_gaussian):
     assert strip(first) == strip(second)
     assert (first.eta_star, first.bracket_high) == (second.eta_star, second.bracket_high)
     doc = to_jsonable(first)
-    assert doc["inputs"]["network"]["depth"] == 2 and doc["provenance"]["torch_version"]
+    assert doc["inputs"]["network"]["depth"] == 2 and doc["provenance"]["numerics"]["torch"]
+    assert doc["provenance"]["numerics"]["float32_precision"] == "ieee"
 
 
 def test_probes_share_one_initialisation(small_gaussian):
-    model = build_model(small_gaussian.in_dim, 16, 2, 2, seed=3)
-    snapshot = copy.deepcopy(model.state_dict())
-    result = measure_eta_star(inputs(seed=3, width=16, iterations=2), small_gaussian)
-    assert result.probes  # measure_eta_star built its own copy; the seed fixes the weights
-    again = build_model(small_gaussian.in_dim, 16, 2, 2, seed=3)
-    for key, value in snapshot.items():
-        assert torch.equal(value, again.state_dict()[key])
+    """Every probe of a search starts from the weights build_model draws for its seed: the
+    initial weights of each stack the trainer builds are recorded and compared."""
+    from milr.batched import StackedMLP
+
+    starts: list[list[torch.Tensor]] = []
+    original = StackedMLP.__init__
+
+    def record(self, inits):
+        original(self, inits)
+        starts.extend([w[i].detach().clone() for w in self.weights] for i in range(len(inits)))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(StackedMLP, "__init__", record)
+        result = measure_eta_star(inputs(seed=3, width=16, iterations=3), small_gaussian)
+    expected = [layer.weight for layer in build_model(small_gaussian.in_dim, 16, 2, 2, 3).layers]
+    other_seed = build_model(small_gaussian.in_dim, 16, 2, 2, 4).layers[0].weight
+    assert len(starts) == len(result.probes) == 3
+    for weights in starts:
+        assert all(torch.equal(w, e) for w, e in zip(weights, expected, strict=True))
+        assert not torch.equal(weights[0], other_seed)
 
 
 def test_required_correct_is_exact_decimal_arithmetic():

@@ -1,4 +1,10 @@
-"""K independent networks of one architecture trained as one stacked model.
+"""The trainer: K independent networks of one architecture trained as one stacked model.
+
+Every probe milr trains goes through this one code path; a single probe is a stack of one
+(:func:`milr.train.train_probe`). On the CPU a network's numbers do not depend on what else is
+in its stack (the per-network matmuls, reductions and updates are the same kernels whatever K
+is; ``tests/test_batched.py`` checks it bit for bit), so training a round's probes one by one
+or together gives the same η* to the last bit: the choice is a matter of speed only.
 
 The paper's study is thousands of short SGD runs of small MLPs; on a GPU each run is bound by
 kernel launches and host synchronisation, not arithmetic. Stacking K networks (different
@@ -23,6 +29,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
 import torch
 import torch.nn.functional as F
@@ -31,12 +38,25 @@ from milr.data import Dataset, shuffle_generator
 from milr.model import ReLUMLP, relu_mlp
 from milr.records import TrainRecord
 from milr.settings import TrainSettings
-from milr.train import required_correct
 
 log = logging.getLogger("milr")
 
 # Validation rows per forward pass: bounds the K x rows x width activation memory.
 EVAL_CHUNK = 4096
+
+
+def required_correct(threshold: float, n: int) -> int:
+    """Correct predictions out of ``n`` that reach accuracy t: ceil(t * n), in exact decimal
+    arithmetic. A float comparison would fail a probe exactly at t (9,000 / 10,000 in float32 is
+    0.89999998 < 0.9)."""
+    return math.ceil(Fraction(repr(threshold)) * n)
+
+
+def divergence_check_interval(device: torch.device) -> int:
+    """Steps between host reads of "has every network stopped?": every step on the CPU, where a
+    read is free; every 32 on CUDA, where each read stalls the launch queue. Only when all have
+    stopped does the epoch end early, so the interval never changes a number."""
+    return 1 if device.type == "cpu" else 32
 
 
 @dataclass(frozen=True)
@@ -94,9 +114,7 @@ def _correct_counts(model: StackedMLP, x: torch.Tensor, y: torch.Tensor) -> torc
 def train_batched(
     members: Sequence[Member], data: Dataset, settings: TrainSettings
 ) -> list[TrainRecord]:
-    """Train every member at once; returns one record per member, as the plain trainer would."""
-    if settings.momentum != 0:
-        raise ValueError("the batched trainer implements plain SGD only (momentum = 0)")
+    """Train every member at once; returns one record per member."""
     start = time.perf_counter()
     device = data.x_train.device
     k = len(members)
@@ -112,14 +130,18 @@ def train_batched(
     needed = required_correct(settings.threshold, n_val)
     orders = _orders([m.seed for m in members], n, settings.epochs, device)
     losses = torch.zeros(k, device=device)
+    buffers = Momentum(settings.momentum)
+    check_every = divergence_check_interval(device)
     for epoch in range(1, settings.epochs + 1):
         order = orders[epoch - 1]
         nonfinite = torch.zeros(k, dtype=torch.bool, device=device)
-        for begin in range(0, n, bs):
+        for step, begin in enumerate(range(0, n, bs), start=1):
             idx = order[:, begin : begin + bs]
             losses = stacked_sgd_step(
-                model, data.x_train[idx], data.y_train[idx], layer_lrs, active, nonfinite
+                model, data.x_train[idx], data.y_train[idx], layer_lrs, active, nonfinite, buffers
             )
+            if step % check_every == 0 and not bool((active & ~nonfinite).any()):
+                break  # every network diverged this epoch: the rest of it changes nothing
         correct = _correct_counts(model, data.x_val, data.y_val)
         # The one host read of the epoch.
         correct_h, nonfinite_h, active_h = correct.tolist(), nonfinite.tolist(), active.tolist()
@@ -162,14 +184,41 @@ def stacked_sgd_step(
     layer_lrs: Sequence[torch.Tensor],
     active: torch.Tensor,
     nonfinite: torch.Tensor,
+    momentum: Momentum | None = None,
 ) -> torch.Tensor:
     """One SGD step of every network still training (``active`` and finite so far); a network
     whose loss turns non-finite is flagged in ``nonfinite`` (in place) and stops stepping.
     Returns the per-network losses before the step."""
     losses, grads = losses_and_grads(model, x, y)
     nonfinite |= ~torch.isfinite(losses)
+    if momentum is not None:
+        grads = momentum.directions(grads)
     masked_sgd(model, grads, layer_lrs, active & ~nonfinite)
     return losses
+
+
+class Momentum:
+    """SGD's heavy-ball buffers (torch.optim.SGD, dampening 0, not Nesterov): the step direction
+    is b <- momentum * b + g, with b = g on the first step. ``momentum = 0`` keeps no buffers
+    and returns the gradients themselves (the paper's plain SGD).
+
+    A frozen network's buffer keeps moving with its (ignored) gradients; it is never read again,
+    since a network that stops never resumes."""
+
+    def __init__(self, momentum: float) -> None:
+        self.momentum = momentum
+        self.buffers: list[torch.Tensor] | None = None
+
+    @torch.no_grad()
+    def directions(self, grads: Sequence[torch.Tensor]) -> Sequence[torch.Tensor]:
+        if self.momentum == 0:
+            return grads
+        if self.buffers is None:
+            self.buffers = [g.detach().clone() for g in grads]
+        else:
+            for buf, g in zip(self.buffers, grads, strict=True):
+                buf.mul_(self.momentum).add_(g)
+        return self.buffers
 
 
 def losses_and_grads(
@@ -194,8 +243,8 @@ def masked_sgd(
 ) -> None:
     """p <- p - lr_k * g for networks that still train; frozen ones keep their weights exactly.
 
-    ``addcmul`` with the negated rate rounds exactly as torch.optim.SGD's ``p.add_(g, alpha=-lr)``,
-    so a stack of one network follows the plain trainer bit for bit on the CPU.
+    ``addcmul`` with the negated rate rounds as torch.optim.SGD's ``p.add_(g, alpha=-lr)`` does,
+    element by element, so a network's update does not depend on the rest of the stack.
     """
     count = len(model.weights)
     for i, (param, grad) in enumerate(zip(model.parameters(), grads, strict=True)):

@@ -164,31 +164,24 @@ def git_commit() -> str | None:
 
 @dataclasses.dataclass(frozen=True)
 class Provenance:
-    """Where and with what a result was computed."""
+    """Where and with what a result was computed: ``numerics`` holds the device's name, the
+    float32 precision in force and the torch/numpy/python/CUDA/cuDNN/cuBLAS versions."""
 
     milr_version: str
-    torch_version: str
-    python_version: str
     device: str
-    device_name: str
+    numerics: dict[str, str | None]
     cuda_visible_devices: str | None
     git_commit: str | None
     hostname: str
 
     @classmethod
     def collect(cls, device: str) -> Provenance:
-        import torch
+        from milr.numerics import numerics
 
-        if device.startswith("cuda"):
-            device_name = torch.cuda.get_device_name(torch.device(device))
-        else:
-            device_name = platform.processor() or platform.machine()
         return cls(
             milr_version=milr.__version__,
-            torch_version=torch.__version__,
-            python_version=platform.python_version(),
             device=device,
-            device_name=device_name,
+            numerics=numerics(device),
             cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
             git_commit=git_commit(),
             hostname=platform.node(),

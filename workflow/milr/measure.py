@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import platform
 import time
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 
 from milr import MilrError
@@ -21,9 +19,12 @@ from milr.data import Dataset
 from milr.io import Provenance, code_fingerprint
 from milr.journal import Journal
 from milr.model import build_model
+from milr.numerics import numerics, pin_float32
 from milr.prober import make_prober
 from milr.records import SearchInputs, SearchResult
 from milr.search import BracketSearch, SearchOutcome, search_lockstep
+
+LIBRARIES = ("torch", "numpy", "python", "cuda", "cudnn", "cublas")
 
 
 def result_of(
@@ -42,14 +43,13 @@ def result_of(
 
 def journal_fingerprint(data: Dataset, device: torch.device) -> dict[str, str]:
     """What decides a probe besides its inputs: a journal written under another is not reused."""
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    versions = (
-        f"torch {torch.__version__}, numpy {np.__version__}, python {platform.python_version()}"
-    )
+    libs = numerics(str(device))
+    versions = ", ".join(f"{name} {libs[name]}" for name in LIBRARIES)
     return {
         "code": code_fingerprint(["measure"]),
         "data": data.fingerprint,
-        "device": name,
+        "device": str(libs["device_name"]),
+        "precision": str(libs["float32_precision"]),
         "versions": versions,
     }
 
@@ -74,6 +74,7 @@ def measure_eta_star_seeds(
 
     if any(unseeded(i) != unseeded(first) for i in inputs):
         raise MilrError("seeds searched together must share every other input")
+    pin_float32()
     start = time.perf_counter()
     device = data.x_train.device
     net = first.network

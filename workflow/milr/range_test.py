@@ -27,6 +27,7 @@ from milr import MilrError
 from milr.data import Dataset, shuffle_generator
 from milr.io import Provenance
 from milr.model import ReLUMLP, build_model
+from milr.numerics import pin_float32
 from milr.records import RangeTestInputs, RangeTestResult
 from milr.settings import RangeTestSettings, TrainSettings
 from milr.train import make_sgd, sgd_step
@@ -102,6 +103,7 @@ def suggestions(lrs: list[float], losses: list[float]) -> tuple[float, float]:
 def lr_range_test(inputs: RangeTestInputs, data: Dataset) -> RangeTestResult:
     """Run the range test on the freshly initialised network of ``inputs`` (same seed, data
     order and batch size as its η* search)."""
+    pin_float32()
     start = time.perf_counter()
     net = inputs.network
     device = data.x_train.device

@@ -152,9 +152,9 @@ class SearchSpec(Settings):
         choices=("linear", "geometric"),
     )
     trainer: str = setting(
-        "plain",
-        help="plain: one network at a time; batched: a round's probes as one stack; auto: measure",
-        choices=("plain", "batched", "auto"),
+        "batched",
+        help="batched: a round's probes as one stack; plain: one at a time (same numbers on CPU)",
+        choices=("plain", "batched"),
     )
 
     def __post_init__(self) -> None:

@@ -19,6 +19,7 @@ from torch import nn
 from milr.data import Dataset
 from milr.io import Provenance
 from milr.model import ReLUMLP, build_model
+from milr.numerics import pin_float32
 from milr.records import SharpnessInputs, SharpnessResult
 
 # Offset between the seed of the network and the seed that picks the data subset.
@@ -101,6 +102,7 @@ def preconditioned_top_eigenvalue(
 
 def measure_sharpness(inputs: SharpnessInputs, data: Dataset) -> SharpnessResult:
     """λ1 of a freshly initialised network (same init as the bisection's probes for this seed)."""
+    pin_float32()
     start = time.perf_counter()
     device = data.x_train.device
     net, how = inputs.network, inputs.sharpness

@@ -64,7 +64,8 @@ def _role(study: Study | None, dataset: str, threshold: float) -> str:
 
 def _provenance(doc: dict) -> dict:
     prov = doc.get("provenance") or {}
-    return {"device": prov.get("device", ""), "device_name": prov.get("device_name", "")}
+    name = (prov.get("numerics") or {}).get("device_name", prov.get("device_name", ""))
+    return {"device": prov.get("device", ""), "device_name": name}
 
 
 def _network(inputs: dict) -> dict:
