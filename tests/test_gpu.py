@@ -3,12 +3,17 @@ its slot; a preset CUDA_VISIBLE_DEVICES is left alone."""
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
+import shutil
 import signal
+import stat
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 from milr import MilrError
@@ -129,3 +134,144 @@ def test_a_waiting_job_says_who_holds_the_slots_and_gives_up(root, tmp_path, mon
     finally:
         holder.kill()
         holder.wait()
+
+
+# --- a shared workstation: another user must not steer the locks (issue #22) --------------------
+
+ATTACK_JOB = """
+import sys
+sys.path.insert(0, {pkg!r})
+from milr.cli import main
+sys.exit(main(["bisect", "--dataset", "gaussian", "--depth", "1", "--width", "4",
+               "--threshold", "0.6", "--upper", "1", "--device", "cuda"]))
+"""
+
+
+def run_job(root, env):
+    """A CUDA job as the victim runs it (MILR_GPU_IDS fakes two GPUs; it stops at the locks)."""
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_GPUS", "SLURM_STEP_GPUS",
+                          "SLURM_JOB_ID", "XDG_RUNTIME_DIR", "MILR_GPU_LOCK_DIR")}  # fmt: skip
+    code = ATTACK_JOB.format(pkg=str(root / "workflow"))
+    return subprocess.run([sys.executable, "-c", code], env={**clean, "MILR_GPU_IDS": "0,1", **env},
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+
+
+def victim_file(tmp_path):
+    target = tmp_path / "precious.txt"
+    target.write_text("precious data\n")
+    return target
+
+
+def refused(done, *words):
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 1 and lines[-1].startswith("milr: error: GPU lock"), done.stderr
+    assert all(word in lines[-1] for word in words), lines[-1]
+
+
+@pytest.mark.skipif(os.getuid() != 0 or not shutil.which("setpriv"), reason="needs root")
+def test_another_users_folder_with_a_planted_symlink_is_refused(root, tmp_path):
+    """The attack as a second user makes it: under a shared temp dir (mode 1777), user nobody
+    creates the victim's default lock folder and plants gpu0.lock -> the victim's file."""
+    shared = Path(tempfile.mkdtemp(prefix="milr-test-shared-"))  # pytest's tmp is 0700
+    try:
+        shared.chmod(0o1777)
+        target = victim_file(shared)
+        folder = shared / f"milr-gpu-locks-{os.getuid()}"
+        as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c",
+                     f"mkdir {folder} && ln -s {target} {folder}/gpu0.lock"]  # fmt: skip
+        subprocess.run(as_nobody, check=True, timeout=30)
+        assert folder.stat().st_uid == 65534
+        refused(run_job(root, {"TMPDIR": str(shared)}), str(folder), "owned by uid 65534")
+        assert target.read_text() == "precious data\n"
+    finally:
+        shutil.rmtree(shared)
+
+
+def test_a_folder_owned_by_someone_else_is_refused(root, tmp_path):
+    target = victim_file(tmp_path)
+    folder = tmp_path / "locks"
+    folder.mkdir(mode=0o700)
+    (folder / "gpu0.lock").symlink_to(target)
+    if os.getuid() == 0:
+        os.chown(folder, 65534, 65534)
+        refused(run_job(root, {"MILR_GPU_LOCK_DIR": str(folder)}), "owned by uid 65534")
+    assert target.read_text() == "precious data\n"
+
+
+def test_a_symlinked_lock_file_is_refused_and_its_target_untouched(root, tmp_path):
+    target = victim_file(tmp_path)
+    folder = tmp_path / "locks"
+    folder.mkdir(mode=0o700)
+    (folder / "gpu0.lock").symlink_to(target)
+    refused(run_job(root, {"MILR_GPU_LOCK_DIR": str(folder)}), "gpu0.lock", "symlink")
+    assert target.read_text() == "precious data\n"
+
+
+@pytest.mark.parametrize("mode", [0o770, 0o707])
+def test_a_folder_others_can_write_is_refused(root, tmp_path, mode):
+    folder = tmp_path / "locks"
+    folder.mkdir()
+    folder.chmod(mode)
+    refused(run_job(root, {"MILR_GPU_LOCK_DIR": str(folder)}), "writable by others")
+    assert not list(folder.iterdir())
+
+
+def test_the_default_folder_is_made_private(root, tmp_path, monkeypatch):
+    monkeypatch.delenv("MILR_GPU_LOCK_DIR", raising=False)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    for name in ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_GPUS", "SLURM_STEP_GPUS"):
+        monkeypatch.delenv(name, raising=False)
+    slot = acquire_gpu_slot(gpu_ids=["0"], timeout_s=5)
+    folder = tmp_path / "milr-gpu-locks"
+    assert slot.gpu_id == "0" and stat.S_IMODE(folder.stat().st_mode) == 0o700
+    lock = folder / "gpu0.lock"
+    assert stat.S_IMODE(lock.stat().st_mode) == 0o600
+    fd = [int(f.name) for f in Path("/proc/self/fd").iterdir()
+          if os.path.realpath(f"/proc/self/fd/{f.name}") == str(lock)]  # fmt: skip
+    assert fd and fcntl.fcntl(fd[0], fcntl.F_GETFD) & fcntl.FD_CLOEXEC  # children don't inherit
+
+
+# --- several GPUs listed by the user: every one used (issue #23) --------------------------------
+
+POOL_WORKER = """
+import os, sys, time
+sys.path.insert(0, {pkg!r})
+from milr.gpu import acquire_gpu_slot
+slot = acquire_gpu_slot(poll_s=0.02, timeout_s=30)
+print(slot.gpu_id, os.environ["CUDA_VISIBLE_DEVICES"], flush=True)
+time.sleep({hold})
+"""
+
+
+def fake_nvidia_smi(folder: Path, gpus: int) -> Path:
+    folder.mkdir()
+    script = folder / "nvidia-smi"
+    lines = "\\n".join(f"GPU {i}: NVIDIA H200 (UUID: GPU-{i:04d})" for i in range(gpus))
+    script.write_text(f"#!/bin/sh\nprintf '{lines}\\n'\n")
+    script.chmod(0o755)
+    return folder
+
+
+def test_a_users_cuda_visible_devices_list_is_the_pool(root, tmp_path):
+    """export CUDA_VISIBLE_DEVICES=0,1 on a 4-GPU machine: two concurrent jobs get GPU 0 and
+    GPU 1 (not both GPU 0, and never 2 or 3); inside a SLURM job the list is left alone."""
+    bin_dir = fake_nvidia_smi(tmp_path / "bin", 4)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("SLURM_JOB_GPUS", "SLURM_STEP_GPUS", "SLURM_JOB_ID", "MILR_GPU_IDS")
+    }
+    env.update(PATH=f"{bin_dir}:{env['PATH']}", CUDA_VISIBLE_DEVICES="0,1",
+               MILR_GPU_LOCK_DIR=str(tmp_path / "locks"))  # fmt: skip
+    code = POOL_WORKER.format(pkg=str(root / "workflow"), hold=3)
+    jobs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
+                             text=True) for _ in range(2)]  # fmt: skip
+    outs = [job.communicate(timeout=60)[0].split() for job in jobs]
+    assert sorted(out[0] for out in outs) == ["0", "1"]
+    assert all(out[0] == out[1] for out in outs)  # each job sees only its own GPU
+    scheduled = {**env, "SLURM_JOB_ID": "42"}
+    once = POOL_WORKER.format(pkg=str(root / "workflow"), hold=0)
+    done = subprocess.run([sys.executable, "-c", once], env=scheduled, capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert done.stdout.split() == ["None", "0,1"]

@@ -4,7 +4,7 @@
 #   tests/cluster/slurm-localhost.sh teardown   # stop every daemon by the PID recorded at start
 #   tests/cluster/slurm-localhost.sh env        # print the export line for SLURM_CONF
 # Runs as root, without systemd and without cgroups. State lives in $MILR_SLURM_DIR
-# (default /tmp/milr-slurm). The config goes where every SLURM client looks for it,
+# (default /tmp/milr-slurm, made with mode 0700 and refused if anyone else could write to it). The config goes where every SLURM client looks for it,
 # /etc/slurm/slurm.conf: the executor plugin drops SLURM_* variables (SLURM_CONF too) inside
 # jobs, so srun in a job finds only the default path. A config already there is moved aside
 # and put back by teardown.
@@ -16,6 +16,22 @@ BACKUP=$DIR/slurm.conf.before
 PIDS=$DIR/pids
 
 log() { printf 'slurm-localhost: %s\n' "$*" >&2; }
+
+# The state folder has a predictable name under a shared temp dir and this script runs as root:
+# use it only if it is a real folder of ours that no one else can write to (another user could
+# otherwise plant symlinks there and have root overwrite any file), and make it with mode 0700.
+private_dir() {
+  if [ -L "$DIR" ] || { [ -e "$DIR" ] && [ ! -d "$DIR" ]; }; then
+    log "$DIR is a symlink or not a folder; remove it or set MILR_SLURM_DIR"; exit 1
+  fi
+  mkdir -p -m 700 "$DIR"
+  local owner mode
+  owner=$(stat -c %u "$DIR"); mode=$(stat -c %a "$DIR")
+  if [ "$owner" != "$(id -u)" ] || [ $(( 8#$mode & 8#022 )) -ne 0 ]; then
+    log "$DIR is owned by uid $owner with mode $mode: not private; remove it or set MILR_SLURM_DIR"
+    exit 1
+  fi
+}
 
 install_packages() {
   if command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v munged >/dev/null; then
@@ -120,6 +136,7 @@ teardown() {
 
 case "${1:-}" in
   setup)
+    private_dir
     teardown
     install_packages
     write_conf
@@ -127,7 +144,7 @@ case "${1:-}" in
     wait_idle || { teardown; exit 1; }
     echo "export SLURM_CONF=$CONF"
     ;;
-  teardown) teardown ;;
+  teardown) private_dir; teardown ;;
   env) echo "export SLURM_CONF=$CONF" ;;
   *) echo "usage: $0 setup|teardown|env" >&2; exit 2 ;;
 esac

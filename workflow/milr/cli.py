@@ -9,6 +9,7 @@ The options of every setting (type, bounds, default, help) come from milr.settin
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -16,7 +17,7 @@ import sys
 from pathlib import Path
 
 from milr import MilrError, MilrFailure, __version__
-from milr.io import check_writable, to_jsonable
+from milr.io import check_writable, read_table, to_jsonable
 from milr.names import DATASETS, FIGURES
 from milr.records import RangeTestInputs, SearchInputs, SharpnessInputs, Study
 from milr.settings import (
@@ -43,7 +44,9 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if action.default is None or action.default is False or "default" in text:
+        default = action.default
+        nothing = default is None or default is False or default is argparse.SUPPRESS
+        if nothing or (isinstance(default, str | list) and not default) or "default" in text:
             return text
         return text + " (default: %(default)s)"
 
@@ -81,12 +84,17 @@ def name_value(kind: type):
 
 
 def architecture(text: str) -> tuple[int, int]:
-    """``DEPTHxWIDTH`` (``4x512``)."""
+    """``DEPTHxWIDTH`` (``4x512``), each a whole number >= 1 like --depth and --width."""
     depth, _, width = text.partition("x")
     try:
-        return int(depth), int(width)
+        arch = int(depth), int(width)
     except ValueError as err:
         raise argparse.ArgumentTypeError(f"{text!r} is not DEPTHxWIDTH, e.g. 4x512") from err
+    if min(arch) < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: depth and width must be >= 1 (DEPTHxWIDTH, e.g. 4x512)"
+        )
+    return arch
 
 
 def resolve_device(choice: str, gpu_lock_dir: Path | None = None, wait_s: float = 3600) -> str:
@@ -135,7 +143,8 @@ def add_device(parser: argparse.ArgumentParser) -> None:
         "--gpu-lock-dir",
         type=Path,
         default=None,
-        help="GPU slot locks (default $MILR_GPU_LOCK_DIR or /tmp)",
+        help="folder of the GPU slot locks, private to you (default: $MILR_GPU_LOCK_DIR, else "
+        "$XDG_RUNTIME_DIR/milr-gpu-locks, else <temp dir>/milr-gpu-locks-<uid>)",
     )
 
 
@@ -236,6 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--eta", type=existing_file, required=True, help="η* table")
     fit.add_argument("--sharpness", type=existing_file, required=True, help="λ1 table")
     fit.add_argument("--out", type=Path, required=True, help="fits table to write")
+    fit.add_argument("--study", type=existing_file, help="study.json: checks the tables' rows")
     add_options(fit, FitOptions)
 
     rt = command("range-test", "the learning-rate range test (the LR finder) of one architecture")
@@ -256,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--fits", type=existing_file, required=True, help="fits table (milr fit)")
     val.add_argument("--out", type=Path, required=True, help="one row per left-out architecture")
     val.add_argument("--summary-out", type=Path, required=True, help="coverage per law")
+    val.add_argument("--study", type=existing_file, help="study.json: checks the tables' rows")
     add_options(val, PredictOptions, skip=("min_r2",))
 
     pred = command("predict", "η* of new architectures from a finished study's law")
@@ -277,6 +288,17 @@ def build_parser() -> argparse.ArgumentParser:
                       help="with --depths: predict every depth x width of the grid")  # fmt: skip
     add_options(pred, PredictOptions)
     pred.add_argument("--out", type=Path, help="also write the predictions as CSV")
+
+    summ = command("summary", "a finished study's numbers as Markdown (the README's results)")
+    summ.add_argument(
+        "--tables", type=Path, required=True, help="the study's tables folder, e.g. results/tables"
+    )
+    summ.add_argument("--readme", type=Path, help="a Markdown file with the summary's markers")
+    mode = summ.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help="put the summary into --readme")
+    mode.add_argument(
+        "--check", action="store_true", help="exit 1 with a diff if --readme differs from it"
+    )
 
     figure = command("figure", "draw one paper figure from the tables and the study file")
     figure.add_argument(
@@ -323,24 +345,6 @@ def prepare_device(args: argparse.Namespace) -> str:
         torch.set_num_threads(args.threads)
     log.info("device %s, %s CPU threads", device, args.threads or "default")
     return device
-
-
-def read_table(path: Path, columns: tuple[str, ...]):
-    """A CSV table this package wrote, or a one-line error saying what it is not."""
-    import pandas as pd
-
-    if not Path(path).is_file():
-        raise MilrError(f"input file {path} does not exist; run the step that makes it first")
-    try:
-        table = pd.read_csv(path)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise MilrError(
-            f"{path} is not a CSV table ({type(err).__name__}); rerun its step"
-        ) from err
-    missing = sorted(set(columns) - set(table.columns))
-    if missing:
-        raise MilrError(f"{path} lacks the columns {missing}: not a milr table; rerun its step")
-    return table
 
 
 def cmd_prepare(args: argparse.Namespace) -> None:
@@ -440,12 +444,19 @@ def read_study(path: Path) -> Study:
         raise MilrError(f"{path} is not a study file ({err}); rerun milr aggregate") from err
 
 
+def study_rows(path: Path | None) -> dict[str, int]:
+    """Rows per table that study.json records, when a study is given."""
+    return read_study(path).rows if path is not None else {}
+
+
 def cmd_lr_finder(args: argparse.Namespace) -> None:
     from milr.baseline import compare, range_test_rows, summary
     from milr.io import write_atomic
 
-    eta = read_table(args.eta, ("status", "dataset", "variant", "threshold", "bracket_low"))
-    table = compare(range_test_rows(args.results), eta, read_study(args.study).thresholds)
+    study = read_study(args.study)
+    eta = read_table(args.eta, ("status", "dataset", "variant", "threshold", "bracket_low"),
+                     study.rows.get("eta"))  # fmt: skip
+    table = compare(range_test_rows(args.results), eta, study.thresholds)
     write_atomic(args.out, table.to_csv(index=False))
     write_atomic(args.summary_out, summary(table).to_csv(index=False))
     print(f"{len(table)} range tests compared with η*: {args.out}")
@@ -455,7 +466,9 @@ def cmd_validate(args: argparse.Namespace) -> None:
     from milr.io import write_atomic
     from milr.predict import coverage, leave_one_out
 
-    eta = read_table(args.eta, ("status", "dataset", "variant", "threshold", "bracket_low"))
+    rows = study_rows(args.study)
+    eta = read_table(args.eta, ("status", "dataset", "variant", "threshold", "bracket_low"),
+                     rows.get("eta"))  # fmt: skip
     fits = read_table(args.fits, ("quantity", "dataset", "variant", "min_width_over_depth"))
     loao = leave_one_out(eta, fits, from_args(PredictOptions, args, min_r2=0.0))
     write_atomic(args.out, loao.to_csv(index=False))
@@ -476,9 +489,10 @@ def cmd_predict(args: argparse.Namespace) -> None:
     if not archs:
         raise MilrError("nothing to predict: give --arch DEPTHxWIDTH or --depths ... --widths ...")
     tables = args.tables
-    eta = read_table(tables / "eta_star.csv", ("status", "dataset", "variant", "threshold"))
-    fits = read_table(tables / "fits.csv", ("quantity", "dataset", "variant", "r2"))
     study = read_study(tables / "study.json")
+    eta = read_table(tables / "eta_star.csv", ("status", "dataset", "variant", "threshold"),
+                     study.rows.get("eta"))  # fmt: skip
+    fits = read_table(tables / "fits.csv", ("quantity", "dataset", "variant", "r2"))
     report, table = predict_table(eta, fits, study, args.dataset, args.variant, args.threshold,
                                   archs, from_args(PredictOptions, args))  # fmt: skip
     print(report)
@@ -504,9 +518,18 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
     study = study_from_args(args)
     if args.study_out and study is None:
         raise MilrError("--study-out needs the study: give --main-threshold DATASET=T per dataset")
+    if not args.results:
+        raise MilrError(
+            "no result files given: pass the bisect and sharpness JSON files, e.g. "
+            "$(find results/mnist1d/bisect results/mnist1d/sharpness -name '*.json')"
+        )
     eta_paths, sharp_paths = split_by_kind(args.results)
     eta, probes = collect(eta_paths, "eta", args.allow_missing, study)
     sharp, _ = collect(sharp_paths, "sharpness", args.allow_missing)
+    if study is not None:
+        study = dataclasses.replace(
+            study, rows={"eta": len(eta), "sharpness": len(sharp), "probes": len(probes)}
+        )
     write_atomic(args.eta_out, eta.to_csv(index=False))
     write_atomic(args.sharpness_out, sharp.to_csv(index=False))
     if args.probes_out:
@@ -522,8 +545,11 @@ def cmd_fit(args: argparse.Namespace) -> None:
     from milr.fit import fit_tables
     from milr.io import write_atomic
 
-    eta = read_table(args.eta, ("status", "depth", "width", "bracket_low", "bracket_high"))
-    sharp = read_table(args.sharpness, ("status", "depth", "width", "lambda1"))
+    rows = study_rows(args.study)
+    eta = read_table(args.eta, ("status", "depth", "width", "bracket_low", "bracket_high"),
+                     rows.get("eta"))  # fmt: skip
+    sharp = read_table(args.sharpness, ("status", "depth", "width", "lambda1"),
+                       rows.get("sharpness"))  # fmt: skip
     fits = fit_tables(
         eta[eta["status"] == "ok"], sharp[sharp["status"] == "ok"], from_args(FitOptions, args)
     )
@@ -546,10 +572,12 @@ def cmd_figure(args: argparse.Namespace) -> None:
         "lr_finder": (args.lr_finder, ("eta_star", "steepest", "minimum_over_10")),
     }
     tables = Tables(
-        read_table(args.eta, ("status", "dataset", "variant", "role", "eta_star")),
-        read_table(args.sharpness, ("status", "dataset", "lambda1")),
+        read_table(
+            args.eta, ("status", "dataset", "variant", "role", "eta_star"), study.rows.get("eta")
+        ),
+        read_table(args.sharpness, ("status", "dataset", "lambda1"), study.rows.get("sharpness")),
         read_table(args.fits, ("quantity", "dataset")),
-        read_table(args.probes, ("dataset", "lr", "success")),
+        read_table(args.probes, ("dataset", "lr", "success"), study.rows.get("probes")),
         study=study,
         config_name=args.config_name,
         **{name: read_table(path, cols) for name, (path, cols) in extra.items() if path},
@@ -557,6 +585,26 @@ def cmd_figure(args: argparse.Namespace) -> None:
     drawn = draw(args.name, tables)
     save(drawn, args.png, args.pdf, args.caption)
     print(f"{args.name}: {args.png} ({drawn.caption[:80]}...)")
+
+
+def cmd_summary(args: argparse.Namespace) -> None:
+    from milr.summary import summary, update_readme
+
+    if (args.write or args.check) and args.readme is None:
+        raise MilrError("--write and --check need --readme FILE (the Markdown to update)")
+    if args.readme is None:
+        print(summary(args.tables), end="")
+        return
+    if not args.readme.is_file():
+        raise MilrError(f"--readme {args.readme} does not exist")
+    diff = update_readme(args.readme, args.tables, check=args.check)
+    if diff:
+        print("\n".join(diff))
+        raise MilrFailure(
+            f"{args.readme} differs from the summary of {args.tables} (diff above); "
+            f"rewrite it with: milr summary --tables {args.tables} --readme {args.readme} --write"
+        )
+    print(f"{args.readme}: summary of {args.tables} {'checked' if args.check else 'written'}")
 
 
 COMMANDS = {
@@ -570,6 +618,7 @@ COMMANDS = {
     "validate": cmd_validate,
     "predict": cmd_predict,
     "figure": cmd_figure,
+    "summary": cmd_summary,
 }
 
 
@@ -583,7 +632,11 @@ def check_outputs(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    if not (sys.argv[1:] if argv is None else argv):  # milr alone: what it can do
+        parser.print_help()
+        return 0
+    args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(message)s",

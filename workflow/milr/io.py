@@ -94,6 +94,75 @@ def read_json(path: str | os.PathLike) -> Any:
         raise milr.MilrError(f"{path} is not valid JSON ({err.msg}); delete it and rerun") from err
 
 
+def _not_a_number(values: Any) -> Any:
+    """Entries of a column that are present but do not read as numbers."""
+    import pandas as pd
+
+    numbers = pd.to_numeric(values, errors="coerce")
+    return values[numbers.isna() & values.notna()]
+
+
+def read_table(path: str | os.PathLike, columns: Iterable[str] = (), rows: int | None = None):
+    """A CSV table milr wrote, checked before anyone computes from it.
+
+    One line names the file and what is wrong: missing, empty, cut off (a last row without its
+    newline, or a row with fewer fields than the header), without the ``columns`` its reader
+    needs, a value that is not a number in a numeric column (with its row and column), or a
+    row count other than ``rows`` (what ``study.json`` says the study wrote: a table cut at a
+    row boundary reads as a smaller study otherwise).
+    """
+    import csv
+    import io as stdio
+
+    import pandas as pd
+
+    from milr.names import NUMERIC_COLUMNS
+
+    path = Path(path)
+    rerun = "rerun the step that makes it"
+    if not path.is_file():
+        raise milr.MilrError(f"input file {path} does not exist; {rerun} first")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise milr.MilrError(f"{path} is not a text table ({err.reason}); {rerun}") from err
+    if not text.strip():
+        raise milr.MilrError(f"{path} is empty; {rerun}")
+    if not text.endswith("\n"):
+        raise milr.MilrError(f"{path} is cut off: its last row has no line end; {rerun}")
+    records = list(csv.reader(stdio.StringIO(text)))
+    for number, record in enumerate(records[1:], start=1):
+        if len(record) != len(records[0]):
+            raise milr.MilrError(
+                f"{path} row {number} has {len(record)} fields where the header has "
+                f"{len(records[0])}: cut off or edited; {rerun}"
+            )
+    table = pd.read_csv(stdio.StringIO(text))
+    missing = sorted(set(columns) - set(table.columns))
+    if missing:
+        raise milr.MilrError(f"{path} lacks the columns {missing}: not a milr table; {rerun}")
+    if table.empty:
+        raise milr.MilrError(f"{path} has a header but no rows; {rerun}")
+    for column in table.columns:
+        if pd.api.types.is_numeric_dtype(table[column]) or pd.api.types.is_bool_dtype(
+            table[column]
+        ):
+            continue
+        bad = _not_a_number(table[column])
+        mostly_numbers = len(bad) < table[column].notna().sum() / 2
+        if len(bad) and (column in NUMERIC_COLUMNS or mostly_numbers):
+            row = int(bad.index[0]) + 1
+            raise milr.MilrError(
+                f"{path} row {row}, column {column}: {bad.iloc[0]!r} is not a number; {rerun}"
+            )
+    if rows is not None and len(table) != rows:
+        raise milr.MilrError(
+            f"{path} has {len(table)} rows where study.json says the study wrote {rows}: cut "
+            f"off or from another run; {rerun} (milr aggregate)"
+        )
+    return table
+
+
 def _milr_imports(nodes: Iterable[ast.AST]) -> set[str]:
     """Package modules named by the import statements among ``nodes``."""
     names: set[str] = set()

@@ -26,6 +26,18 @@ FIGURES = (
 # figure -> the `milr figure` options that give them.
 FIGURE_EXTRA_TABLES = {"predicted_vs_measured": ("loao",), "lr_finder": ("lr_finder",)}
 
+# Columns of milr's tables that hold numbers: a value there that is not one is an error that
+# names the file, row and column (any other column whose values are mostly numbers is checked
+# the same way).
+NUMERIC_COLUMNS = frozenset({
+    "depth", "width", "depth_width", "seed", "threshold", "input_lr_scale", "upper",
+    "iterations", "eta_star", "bracket_low", "bracket_high", "relative_bracket", "probes",
+    "bracketing_probes", "samples", "lambda1", "probe", "lr", "epochs_run", "alpha", "C", "r2",
+    "alpha_low", "alpha_high", "C_low", "C_high", "loo_rmse", "n_architectures", "n_points",
+    "n_censored", "n_selected_out", "min_width_over_depth", "measured", "predicted", "low",
+    "high", "steepest", "minimum_over_10",
+})  # fmt: skip
+
 # Result paths under the results folder, with the workflow's wildcards.
 BISECT_PATTERN = "bisect/{dataset}/{variant}/t{threshold}/d{depth}-w{width}-s{seed}.json"
 SHARPNESS_PATTERN = "sharpness/{dataset}/d{depth}-w{width}-s{seed}.json"

@@ -135,3 +135,6 @@ class Study:
     input_lr_variants: dict[str, float]
     primary_variant: str
     sweep_architectures: list[tuple[int, int]]
+    # rows aggregate wrote per table (eta, sharpness, probes): a table cut at a row boundary
+    # would otherwise read as a smaller study
+    rows: dict[str, int] = field(default_factory=dict)

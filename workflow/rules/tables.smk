@@ -40,6 +40,7 @@ rule fit:
     input:
         eta=rules.aggregate.output.eta,
         sharpness=rules.aggregate.output.sharpness,
+        study=rules.aggregate.output.study,
     output:
         report(f"{R}/tables/fits.csv", caption="../report/table.rst", category="Tables"),
     log:
@@ -52,7 +53,8 @@ rule fit:
         args=plan.fit_args(config),
         code=CODE["fit"],
     shell:
-        "milr fit --eta {input.eta} --sharpness {input.sharpness} --out {output}"
+        "milr fit --eta {input.eta} --sharpness {input.sharpness} --study {input.study}"
+        " --out {output}"
         " {params.args} > {log} 2>&1"
 
 
@@ -62,6 +64,7 @@ rule validate:
     input:
         eta=rules.aggregate.output.eta,
         fits=rules.fit.output[0],
+        study=rules.aggregate.output.study,
     output:
         loao=report(
             f"{R}/tables/loao.csv", caption="../report/table.rst", category="Tables"
@@ -81,5 +84,6 @@ rule validate:
         args=plan.predict_args(config),
         code=CODE["predict"],
     shell:
-        "milr validate --eta {input.eta} --fits {input.fits} --out {output.loao}"
+        "milr validate --eta {input.eta} --fits {input.fits} --study {input.study}"
+        " --out {output.loao}"
         " --summary-out {output.coverage} {params.args} > {log} 2>&1"

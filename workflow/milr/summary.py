@@ -1,0 +1,174 @@
+"""A finished study's results as Markdown: the numbers the README shows, from one command.
+
+``milr summary --tables DIR`` prints the fits, the searches' resolution, η*·λ1, the
+leave-one-architecture-out coverage and the LR-finder comparison of one study. The README holds
+that output between two markers that name the tables folder; ``--readme README.md --write``
+puts a fresh copy there and ``--check`` fails, with a diff, where the README differs from what
+the tables say (``.ci/run`` runs it on a fresh ``make demo``). No result number is typed by hand.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from milr import MilrError
+from milr.fit import eta_point
+from milr.io import read_json, read_table, write_atomic
+from milr.records import Study
+from milr.settings import from_json
+
+BEGIN = "<!-- begin: milr summary --tables {tables} -->"
+END = "<!-- end: milr summary -->"
+
+
+def _number(value: float, digits: int = 2) -> str:
+    """A number as the README prints it: fixed digits, a real minus sign."""
+    return f"{value:.{digits}f}".replace("-", "−")
+
+
+def _fit_label(row: pd.Series, study: Study) -> str:
+    if row["quantity"] == "lambda1":
+        return f"λ1 at initialisation ({row['dataset']})"
+    factor = study.input_lr_variants.get(row["variant"], math.nan)
+    role = "" if study.thresholds.get(row["dataset"]) == row["threshold"] else ", sweep"
+    return f"η\\*, input layer at {factor:g}× (t = {row['threshold']:g}{role})"
+
+
+def fits_table(fits: pd.DataFrame, study: Study) -> list[str]:
+    lines = [
+        "| fit | α [95% interval] | R² | leave-one-out error | architectures | censored jobs |",
+        "|---|---|---|---|---|---|",
+    ]
+    for _, row in fits.iterrows():
+        label = _fit_label(row, study)
+        if isinstance(row["error"], str) and row["error"]:
+            lines.append(f"| {label} | {row['error']} | | | | |")
+            continue
+        interval = f"[{_number(row['alpha_low'])}, {_number(row['alpha_high'])}]"
+        lines.append(
+            f"| {label} | {_number(row['alpha'])} {interval} | {_number(row['r2'])} "
+            f"| ×{math.exp(row['loo_rmse']):.1f} | {int(row['n_architectures'])} "
+            f"| {int(row['n_censored'])} |"
+        )
+    return lines
+
+
+def searches_line(eta: pd.DataFrame) -> str:
+    """How well the searches resolved η*: probes, bracket widths, jobs that never reached t."""
+    ok = eta[eta["status"] == "ok"]
+    finite = ok[ok["relative_bracket"].apply(math.isfinite)]
+    zero = ok[ok["no_success"].astype(bool)]
+    archs = sorted({f"{d}×{w}" for d, w in zip(zero["depth"], zero["width"], strict=True)})
+    never = (
+        f"; η\\* = 0 (t never reached) for {len(zero)} jobs ({', '.join(archs)})"
+        if len(zero)
+        else "; every job reached t"
+    )
+    return (
+        f"{len(ok)} searches, {ok['probes'].mean():.1f} probes per search; "
+        f"{(finite['relative_bracket'] <= 1.0625).sum()} of {len(finite)} brackets within a "
+        f"factor 1.0625 (widest {finite['relative_bracket'].max():.4f}){never}."
+    )
+
+
+def product_line(eta: pd.DataFrame, sharpness: pd.DataFrame, study: Study) -> str:
+    """η*·λ1 over the primary variant's main-threshold jobs (η* = 2/λ1 would give 2)."""
+    keys = ["dataset", "depth", "width", "seed"]
+    main = eta[(eta["status"] == "ok") & (eta["variant"] == study.primary_variant)]
+    main = main[main["role"] == "main"].assign(point=eta_point)
+    joined = main.merge(sharpness[sharpness["status"] == "ok"], on=keys)
+    product = (joined["point"] * joined["lambda1"]).dropna()
+    if product.empty:
+        return "η\\*·λ1: no job with both measured."
+    return (
+        f"η\\*·λ1 (input layer at {study.input_lr_variants[study.primary_variant]:g}×, main t) "
+        f"runs from {product.min():.0f} to {product.max():.0f} over {len(product)} jobs "
+        "(η\\* = 2/λ1 would give 2)."
+    )
+
+
+def coverage_table(coverage: pd.DataFrame, study: Study) -> list[str]:
+    lines = ["| law | inside its 95% prediction interval, each architecture left out |",
+             "|---|---|"]  # fmt: skip
+    for _, row in coverage.iterrows():
+        factor = study.input_lr_variants.get(row["variant"], math.nan)
+        lines.append(
+            f"| {row['dataset']}, input layer at {factor:g}×, t = {row['threshold']:g} "
+            f"| {int(row['covered'])}/{int(row['architectures'])} |"
+        )
+    return lines
+
+
+def finder_table(finder: pd.DataFrame, study: Study) -> list[str]:
+    lines = [
+        "| variant | suggestion | networks | above η\\* (would not reach t) | below η\\*/10 "
+        "| median suggestion / η\\* |",
+        "|---|---|---|---|---|---|",
+    ]
+    for _, row in finder.iterrows():
+        factor = study.input_lr_variants.get(row["variant"], math.nan)
+        lines.append(
+            f"| input layer at {factor:g}× | {row['suggestion'].replace('_over_', ' / ')} "
+            f"| {int(row['networks'])} | {row['above']:.0%} | {row['far_below']:.0%} "
+            f"| {row['median_ratio']:#.2g} |"
+        )
+    return lines
+
+
+def summary(tables: Path) -> str:
+    """The study's numbers as Markdown, from its tables folder."""
+    tables = Path(tables)
+    try:
+        study = from_json(Study, read_json(tables / "study.json"))
+    except TypeError as err:
+        raise MilrError(f"{tables / 'study.json'} is not a study file ({err})") from err
+    eta = read_table(tables / "eta_star.csv", ("status", "relative_bracket", "probes"),
+                     study.rows.get("eta"))  # fmt: skip
+    sharpness = read_table(tables / "sharpness.csv", ("status", "lambda1"),
+                           study.rows.get("sharpness"))  # fmt: skip
+    fits = read_table(tables / "fits.csv", ("quantity", "alpha", "r2", "loo_rmse", "error"))
+    parts = ["**Fits** (`fits.csv`):", "", *fits_table(fits, study), "",
+             searches_line(eta), product_line(eta, sharpness, study)]  # fmt: skip
+    if (tables / "loao_coverage.csv").is_file():
+        coverage = read_table(tables / "loao_coverage.csv", ("covered", "architectures"))
+        parts += ["", "**Leave-one-architecture-out** (`loao_coverage.csv`):", "",
+                  *coverage_table(coverage, study)]  # fmt: skip
+    if (tables / "lr_finder_summary.csv").is_file():
+        finder = read_table(tables / "lr_finder_summary.csv", ("suggestion", "above"))
+        parts += ["", "**The LR finder beside η\\*** (`lr_finder_summary.csv`):", "",
+                  *finder_table(finder, study)]  # fmt: skip
+    return "\n".join(parts) + "\n"
+
+
+def block(tables: Path, text: str) -> str:
+    return f"{BEGIN.format(tables=tables)}\n{text}{END}"
+
+
+def splice(readme: str, tables: Path, text: str) -> str:
+    """``readme`` with the summary block of ``tables`` replaced by ``text``."""
+    pattern = re.compile(re.escape(BEGIN.format(tables=tables)) + r"\n.*?" + re.escape(END),
+                         re.DOTALL)  # fmt: skip
+    if not pattern.search(readme):
+        raise MilrError(
+            f"the README has no block {BEGIN.format(tables=tables)} ... {END}; add the two "
+            "marker lines where the summary belongs"
+        )
+    return pattern.sub(lambda _: block(tables, text), readme, count=1)
+
+
+def update_readme(readme: Path, tables: Path, check: bool) -> list[str]:
+    """Write the fresh summary into ``readme``, or (``check``) return the diff, empty if equal."""
+    old = readme.read_text(encoding="utf-8")
+    new = splice(old, tables, summary(tables))
+    if check:
+        return list(difflib.unified_diff(old.splitlines(), new.splitlines(),
+                                         f"{readme} (as committed)",
+                                         f"{readme} (from {tables})", lineterm=""))  # fmt: skip
+    if new != old:
+        write_atomic(readme, new)
+    return []
