@@ -7,7 +7,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 CORES   ?= 2
 
-.PHONY: install demo quick readme check-readme test test-fast test-cluster lint bench pin-envs clean
+.PHONY: install demo quick tiny readme check-readme test test-fast test-cluster lint bench pin-envs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ readme: demo
 
 check-readme: demo
 	$(BIN)/milr summary --tables $(DEMO_TABLES) --readme README.md --check
+
+# The demo's whole DAG on a tiny MNIST-1D grid in about a minute (a first look; not a result).
+tiny: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) --configfile presets/tiny.yaml --profile profiles/default
 
 # The synthetic Gaussian task (the CPU preset the cluster tests also run).
 quick: $(STAMP)

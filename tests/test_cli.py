@@ -84,7 +84,7 @@ def test_bisect_then_aggregate_then_fit(tmp_path, capsys):
     assert main([*argv, *results, missing]) == 2  # without --allow-missing it is an error
     fits = tmp_path / "fits.csv"
     assert main(["fit", "--eta", str(eta_csv), "--sharpness", str(sharp_csv), "--out",
-                 str(fits), "--bootstrap", "50"]) == 0  # fmt: skip
+                 str(fits)]) == 0  # fmt: skip
     table = pd.read_csv(fits)
     assert set(table.quantity) == {"eta_star", "lambda1"}
 
@@ -127,7 +127,7 @@ def test_fit_on_an_empty_or_foreign_csv_is_one_line(tmp_path, capsys):
         code = main(["fit", "--eta", str(table), "--sharpness", str(other), "--out",
                      str(tmp_path / "f.csv")])  # fmt: skip
         err = capsys.readouterr().err.strip()
-        assert code == 2 and len(err.splitlines()) == 1 and "rerun its step" in err
+        assert code == 2 and len(err.splitlines()) == 1 and str(table) in err and "rerun" in err
 
 
 def test_a_runtime_failure_exits_1_in_one_line_and_debug_shows_the_traceback(
@@ -156,3 +156,50 @@ def test_outputs_take_the_umask_like_any_file(tmp_path):
     )  # fmt: skip
     assert code.returncode == 0
     assert (tmp_path / "o.txt").stat().st_mode & 0o777 == 0o644
+
+
+def subcommands() -> list[str]:
+    """The subcommands as the parser itself lists them (not a hand-kept list)."""
+    import argparse
+
+    from milr.cli import build_parser
+
+    action = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return list(action.choices)
+
+
+@pytest.mark.parametrize("command", [[], *[[name] for name in subcommands()]])
+def test_every_help_page_renders(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: milr") and "(default: )" not in out and "(default: [])" not in out
+
+
+def test_milr_alone_lists_the_commands(capsys):
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in subcommands()) and len(subcommands()) >= 11
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["aggregate", "--eta-out", "e.csv", "--sharpness-out", "s.csv"], "no result files given"),
+        (["aggregate", "--eta-out", "e.csv", "--sharpness-out", "s.csv", "--sweep-architecture",
+          "0x-5", "x.json"], "depth and width must be >= 1"),
+        (["summary", "--tables", ".", "--check"], "--write and --check need --readme"),
+    ],
+)  # fmt: skip
+def test_first_contact_mistakes_are_one_line(argv, needle, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = None
+    try:
+        code = main(argv)
+    except SystemExit as exit_info:
+        code = exit_info.code
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("milr: error:") and needle in err
+    assert not list(tmp_path.iterdir())  # nothing written

@@ -29,7 +29,7 @@ SCATTER, SEED_NOISE = 0.3, 0.05  # sd in log: architectures about the law, seeds
 GRID = [(d, w) for d in (1, 2, 4) for w in (64, 128, 256, 512)]
 STUDY = Study(thresholds={"gaussian": 0.85}, input_lr_variants={"small": 0.1},
               primary_variant="small", sweep_architectures=[])  # fmt: skip
-OPTIONS = FitOptions(min_width_over_depth=16, bootstrap=20)
+OPTIONS = FitOptions(min_width_over_depth=16)
 
 
 def log_eta(rng, depth: int, width: int, seeds: int = 2) -> np.ndarray:
@@ -158,6 +158,9 @@ def test_cli_predicts_a_grid_and_writes_csv(tables_dir):
         (["--dataset", "mnist", "--arch", "2x64"], "the study has no mnist results"),
         (["--dataset", "gaussian", "--arch", "2x64", "--min-r2", "0.999"], "too weak"),
         (["--dataset", "gaussian", "--arch", "2by64"], "is not DEPTHxWIDTH"),
+        (["--dataset", "gaussian", "--arch", "0x128"], "depth and width must be >= 1"),
+        (["--dataset", "gaussian", "--arch", "3x0"], "depth and width must be >= 1"),
+        (["--dataset", "gaussian", "--arch=-1x5"], "depth and width must be >= 1"),
     ],
 )
 def test_cli_errors_are_one_line(tables_dir, args, message):
@@ -169,4 +172,55 @@ def test_cli_errors_are_one_line(tables_dir, args, message):
 
 def test_cli_without_a_finished_study_says_so(tmp_path):
     run = milr("predict", "--tables", str(tmp_path), "--dataset", "gaussian", "--arch", "2x64")
-    assert run.returncode == 2 and "eta_star.csv does not exist" in run.stderr
+    assert run.returncode == 2 and "study.json does not exist" in run.stderr
+
+
+def one_error(run: subprocess.CompletedProcess) -> str:
+    errors = [line for line in run.stderr.splitlines() if line.startswith("milr: error:")]
+    assert run.returncode == 2 and len(errors) == 1 and "Traceback" not in run.stderr, run.stderr
+    return errors[0]
+
+
+def test_a_table_cut_off_mid_row_names_the_file(tables_dir):
+    path = tables_dir / "eta_star.csv"
+    path.write_text(path.read_text()[:-25])
+    error = one_error(milr("predict", "--tables", str(tables_dir), "--dataset", "gaussian",
+                           "--arch", "2x64"))  # fmt: skip
+    assert str(path) in error and "cut off" in error
+
+
+def test_a_table_cut_at_a_row_boundary_is_not_read_as_a_smaller_study(tables_dir):
+    """study.json says how many rows aggregate wrote: a table that lost its last rows at a line
+    end (R² 0.69 -> 0.32 and a prediction from 7 architectures, before) stops instead."""
+    study = json.loads((tables_dir / "study.json").read_text())
+    path = tables_dir / "eta_star.csv"
+    lines = path.read_text().splitlines(keepends=True)
+    study["rows"] = {"eta": len(lines) - 1}
+    (tables_dir / "study.json").write_text(json.dumps(study))
+    args = ("predict", "--tables", str(tables_dir), "--dataset", "gaussian", "--arch", "2x64")
+    assert milr(*args).returncode == 0
+    path.write_text("".join(lines[:-6]))
+    error = one_error(milr(*args))
+    assert str(path) in error and f"{len(lines) - 7} rows where study.json says" in error
+
+
+def test_a_garbled_number_names_file_row_and_column(tables_dir):
+    path = tables_dir / "fits.csv"
+    fits = pd.read_csv(path)
+    row = int(fits.index[fits["quantity"] == "eta_star"][0])
+    text = path.read_text().splitlines(keepends=True)
+    value = repr(float(fits.loc[row, "alpha"]))
+    assert value in text[row + 1]
+    text[row + 1] = text[row + 1].replace(value, "x.45", 1)
+    path.write_text("".join(text))
+    error = one_error(milr("predict", "--tables", str(tables_dir), "--dataset", "gaussian",
+                           "--arch", "2x64"))  # fmt: skip
+    assert f"{path} row {row + 1}, column alpha: 'x.45' is not a number" in error
+
+
+def test_an_empty_table_is_one_line(tables_dir):
+    path = tables_dir / "fits.csv"
+    path.write_text(path.read_text().splitlines(keepends=True)[0])
+    error = one_error(milr("predict", "--tables", str(tables_dir), "--dataset", "gaussian",
+                           "--arch", "2x64"))  # fmt: skip
+    assert str(path) in error and "no rows" in error

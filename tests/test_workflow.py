@@ -48,7 +48,6 @@ TINY = {
     "training": {"epochs": 2},
     "search": {"iterations": 2},
     "sharpness": {"samples": 64, "max_iter": 20},
-    "fit": {"bootstrap": 20},
 }
 
 
@@ -179,12 +178,13 @@ def test_code_edits_rerun_exactly_the_steps_that_import_the_module(study, checko
     edit(milr / "figures.py", '"""Register the function', '"""Register (reworded) the function')
     assert "Nothing to be done" in snakemake(study, "-n", root=checkout).stdout
     # A real edit to the trainer reruns every bisection (not the data, not λ1) and what follows.
-    edit(milr / "train.py", "    opt.step()\n", "    opt.step()\n    assert True\n")
+    step = "        param.copy_(torch.where(step.view(shape), stepped, param))\n"
+    edit(milr / "batched.py", step, step + "        assert True\n")
     jobs = planned_outputs(snakemake(study, "-n", root=checkout))
-    assert set(jobs) == {"bisect", "range_test", *AFTER_THE_TABLES}  # both train with it
+    assert set(jobs) == {"bisect", "range_test", *AFTER_THE_TABLES}  # both import it
     assert len(jobs["bisect"]) == 12
     # A real edit to the figures reruns the figures alone.
-    edit(milr / "train.py", "    opt.step()\n    assert True\n", "    opt.step()\n")
+    edit(milr / "batched.py", step + "        assert True\n", step)
     edit(milr / "figures.py", "PANEL = (4.6, 2.9)", "PANEL = (4.7, 2.9)")
     jobs = planned_outputs(snakemake(study, "-n", root=checkout))
     assert set(jobs) == {"all", *FIGURE_RULES}

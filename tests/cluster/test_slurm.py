@@ -39,7 +39,6 @@ STUDY = {
     "training": {"epochs": 4},
     "search": {"iterations": 3},
     "sharpness": {"samples": 128, "max_iter": 20},
-    "fit": {"bootstrap": 20},
 }
 # What a user adapts to their cluster: partition, account, and memory that fits the node.
 CLUSTER_ARGS = [

@@ -310,7 +310,7 @@ def _eta_caption(t: Tables, variants: Sequence[str], label: str, rows, rows_all)
         "log-log. Each job's η* is the geometric midpoint of its final search bracket; points: "
         "geometric mean over seeds; thick bars: spread over seeds; thin capped bars (offset "
         "right): the seeds' final brackets; thin lines join the widths of one depth. Dashed: the "
-        "power-law fit η* = C (depth × width)^-α from fits.csv (two-stage bootstrap 95% interval)"
+        "power-law fit η* = C (depth × width)^-α from fits.csv (95% t-interval)"
         f", on architectures with width/depth ≥ {_fit_ratio(t.fits):g}. "
         f"{_arch_counts(rows)} Config: {t.config_name}." + _missing_note(rows_all, "η* jobs")
     )
@@ -357,6 +357,8 @@ def figure_eta_vs_threshold(t: Tables) -> Drawn:
     picked = pd.Series(list(zip(eta["depth"], eta["width"], strict=True)), index=eta.index)
     rows_all = eta[(eta["variant"] == t.study.primary_variant) & picked.isin(archs)]
     rows = _require(_ok(rows_all), "η* rows for the threshold-sweep architectures")
+    if not (eta_point(rows) > 0).any():
+        return _nothing_measured(rows, "η* against t")
     colours = dict(zip(archs, sns.color_palette("colorblind", len(archs)), strict=True))
 
     def panel(ax: plt.Axes, dataset: str, sub: pd.DataFrame) -> None:

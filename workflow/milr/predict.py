@@ -16,18 +16,19 @@ interval about ``level`` of the time if the interval is honest.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from milr import MilrError
 from milr.fit import (
     MIN_ARCHITECTURES,
+    Line,
     eta_point,
-    least_squares_line,
+    fit_line,
     r_squared,
     select_points,
 )
@@ -36,15 +37,9 @@ from milr.settings import FitOptions, PredictOptions
 
 
 @dataclass(frozen=True)
-class Law:
+class Law(Line):
     """log η* = intercept + slope · log(depth x width), with what a prediction interval needs."""
 
-    slope: float
-    intercept: float
-    n: int  # architectures fitted
-    x_mean: float
-    sxx: float
-    residual_sd: float  # scatter of the architectures about the line (n - 2 dof)
     r2: float
     x_min: float  # the fitted range of depth x width
     x_max: float
@@ -99,16 +94,10 @@ def fit_law(points: pd.DataFrame) -> Law:
             f"{n} architectures with a measured η*: a law needs at least {MIN_ARCHITECTURES} "
             "with distinct depth x width"
         )
-    slope, intercept = least_squares_line(x, y)  # the study's fit, computed the same way
-    residual = y - (intercept + slope * x)
+    line = fit_line(x, y)  # the study's fit, computed the same way
     return Law(
-        slope=slope,
-        intercept=intercept,
-        n=n,
-        x_mean=float(x.mean()),
-        sxx=float(((x - x.mean()) ** 2).sum()),
-        residual_sd=float(math.sqrt((residual @ residual) / (n - 2))),
-        r2=r_squared(x, y, slope, intercept),
+        **dataclasses.asdict(line),
+        r2=r_squared(x, y, line.slope, line.intercept),
         x_min=float(math.exp(x.min())),
         x_max=float(math.exp(x.max())),
     )
@@ -121,7 +110,7 @@ def predict(
     x = math.log(depth * width)
     centre = law.intercept + law.slope * x
     spread = law.residual_sd * math.sqrt(1 + 1 / law.n + (x - law.x_mean) ** 2 / law.sxx)
-    half = float(stats.t.ppf((1 + level) / 2, law.n - 2)) * spread
+    half = law.t_quantile(level) * spread
     return Prediction(
         depth=depth,
         width=width,

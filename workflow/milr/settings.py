@@ -236,8 +236,6 @@ class FitOptions(Settings):
     max_relative_bracket: float | None = setting(
         None, help="drop points whose bracket high/low exceeds this (default: keep all)", above=1
     )
-    bootstrap: int = setting(2000, help="bootstrap resamples for the 95%% intervals", minimum=1)
-    seed: int = setting(0, help="seed of the bootstrap", minimum=0, maximum=SEED_MAX)
 
 
 @dataclass(frozen=True)
