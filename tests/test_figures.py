@@ -196,3 +196,73 @@ def test_figures_of_extra_tables_say_which_option_they_need(tables):
 def test_no_law_to_validate_draws_a_figure_that_says_so(tables):
     drawn = draw("predicted_vs_measured", dataclasses.replace(tables, loao=tables.loao.iloc[0:0]))
     assert "nothing to draw" in drawn.caption and "at least 5 architectures" in drawn.caption
+
+
+def geometric_means(rows: pd.DataFrame, by: list[str]) -> dict[tuple, float]:
+    """The value a figure should place per group, computed here from the table alone: the
+    geometric mean over seeds of each job's bracket midpoint sqrt(low * high)."""
+    logs = np.log(np.sqrt(rows.bracket_low * rows.bracket_high))
+    return {key: float(np.exp(v)) for key, v in logs.groupby([rows[k] for k in by]).mean().items()}
+
+
+def scatter_points(ax, label_prefix: str) -> set[tuple[float, float]]:
+    return {(round(float(x), 9), round(float(y), 9)) for c in ax.collections
+            if c.get_label().startswith(label_prefix) for x, y in c.get_offsets()}  # fmt: skip
+
+
+ETA_FIGURES = [("eta_full_input_lr", "full"), ("condition_width_over_depth", "small")]
+
+
+@pytest.mark.parametrize(("name", "variant"), ETA_FIGURES)
+def test_eta_figures_plot_their_variants_rows(tables, name, variant):
+    """Each panel's points are the variant's η* per architecture at the main t, as computed
+    from the table here (a figure that plots another variant or column fails)."""
+    drawn = draw(name, tables)
+    for ax, dataset in zip(drawn.figure.axes, ("gaussian", "mnist"), strict=True):
+        eta = tables.eta
+        rows = eta[(eta.dataset == dataset) & (eta.variant == variant) & (eta.role == "main")]
+        expected = {(round(float(d * w), 9), round(v, 9))
+                    for (d, w), v in geometric_means(rows, ["depth", "width"]).items()}  # fmt: skip
+        assert scatter_points(ax, "depth ") == expected
+    if name == "condition_width_over_depth":  # the narrow architectures are drawn hollow
+        ax = drawn.figure.axes[0]
+        hollow = sum((tuple(f[:3]) == (1.0, 1.0, 1.0)) for c in ax.collections
+                     if c.get_label().startswith("depth ") for f in c.get_facecolors())  # fmt: skip
+        rows = tables.eta[(tables.eta.dataset == "gaussian") & (tables.eta.role == "main")]
+        narrow = {(d, w) for d, w in zip(rows.depth, rows.width, strict=True) if w < 8 * d}
+        assert hollow == len(narrow) > 0
+
+
+def test_eta_vs_threshold_plots_each_sweep_architecture_at_each_t(tables):
+    drawn = draw("eta_vs_threshold", tables)
+    for ax, dataset in zip(drawn.figure.axes, ("gaussian", "mnist"), strict=True):
+        eta = tables.eta
+        rows = eta[(eta.dataset == dataset) & (eta.variant == "small")]
+        rows = rows[[(d, w) in {(1, 32), (4, 64)} for d, w in zip(rows.depth, rows.width,
+                                                                   strict=True)]]  # fmt: skip
+        expected = geometric_means(rows, ["depth", "width", "threshold"])
+        plotted = {}
+        for bars in ax.containers:  # one errorbar per architecture, labelled with it
+            arch = [k[:2] for k in expected if bars.get_label() == f"depth {k[0]}, width {k[1]}"]
+            for x, y in zip(*bars.lines[0].get_data(), strict=True) if arch else ():
+                plotted[(*arch[0], round(float(x), 9))] = y
+        assert {(d, w, round(t, 9)): pytest.approx(v, rel=1e-12)
+                for (d, w, t), v in expected.items()} == plotted  # fmt: skip
+
+
+def test_bisection_trace_plots_the_chosen_searchs_probes(tables):
+    drawn = draw("bisection_trace", tables)
+    for ax in drawn.figure.axes:
+        dataset, rest = ax.get_title().split(": ")
+        depth, width, seed = (int(part.split()[1]) for part in rest.split(", "))
+        probes = tables.probes
+        probes = probes[(probes.dataset == dataset) & (probes.depth == depth)
+                        & (probes.width == width) & (probes.seed == seed)
+                        & (probes.variant == "small")
+                        & (probes.threshold == SPEC.thresholds[dataset])]  # fmt: skip
+        expected = {(round(float(lr), 9), round(float(a), 9))
+                    for lr, a in zip(probes.lr, probes.best_val_accuracy, strict=True)}  # fmt: skip
+        shown = {(round(float(x), 9), round(float(y), 9)) for c in ax.collections
+                 if c.get_label() in ("success", "failure", "diverged")
+                 for x, y in c.get_offsets()}  # fmt: skip
+        assert shown == expected and len(expected) == 2

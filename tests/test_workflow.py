@@ -4,10 +4,13 @@ and the rerun rules: only what a change invalidates runs again."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -46,7 +49,7 @@ TINY = {
     "grid": {"depths": [1, 2], "widths": [8]},
     "seeds": [0],
     "training": {"epochs": 2},
-    "search": {"iterations": 2},
+    "search": {"iterations": 2, "batch_seeds": False},  # one job per seed (tiny preset: stacked)
     "sharpness": {"samples": 64, "max_iter": 20},
 }
 
@@ -298,7 +301,8 @@ def test_full_paper_config_plans_every_job_and_figure(tmp_path, root):
     assert run.returncode == 0, run.stderr[-2000:]
     jobs = planned_outputs(run)
     assert {f"figure_{name}" for name in FIGURES} <= set(jobs)
-    assert len(jobs["bisect"]) == 792 and len(jobs["sharpness"]) == 360
+    # 792 searches, three seeds per job (config.yaml stacks seeds), and 360 λ1 jobs
+    assert len(jobs["bisect_seeds"]) == 792 // 3 and len(jobs["sharpness"]) == 360
     assert len(jobs["range_test"]) == 4 * 2 * 30 * 3  # datasets x variants x architectures x seeds
     assert "gpu=1" in run.stdout  # training jobs ask for a GPU when device is cuda
 
@@ -311,3 +315,77 @@ def test_slurm_profile_dry_run(tmp_path, root):
     assert run.returncode == 0, run.stderr[-2000:]
     assert "bisect_seeds" in run.stdout  # the preset batches seeds per job
     assert "gpu=1" not in run.stdout  # a CPU config never asks SLURM for a GPU
+
+
+def journal_probes(path: Path) -> int:
+    """Probe lines of a journal that a resumed search can trust (whole JSON lines)."""
+    count = 0
+    for line in path.read_text().splitlines()[1:]:
+        try:
+            json.loads(line)
+        except json.JSONDecodeError:
+            break
+        count += 1
+    return count
+
+
+def test_a_local_run_killed_mid_bisection_recovers_without_retraining(tmp_path, root):
+    """SIGKILL to Snakemake and its jobs mid-search (a lost SSH session, Ctrl-\\), then the
+    README's recovery: --unlock, --rerun-incomplete. Finished jobs are kept and the interrupted
+    searches resume from their journals: no finished probe is trained again."""
+    config = {**TINY, "active_datasets": ["gaussian"], "training": {"epochs": 6}}
+    config["datasets"] = {
+        "gaussian": {
+            **TINY["datasets"]["gaussian"],
+            "gaussian": {
+                "dim": 8,
+                "mahalanobis": 2.5,
+                "condition": 10.0,
+                "seed": 0,
+                "train_per_class": 4000,
+            },
+        }
+    }
+    config["search"] = {"iterations": 4, "batch_seeds": True}
+    config["seeds"] = [0, 1]
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
+    cmd = [SNAKEMAKE, "-s", str(root / "Snakefile"), "--directory", str(tmp_path),
+           "--configfile", str(tmp_path / "tiny.yaml"), "--cores", "1"]  # fmt: skip
+    run = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           start_new_session=True)  # fmt: skip
+    journals = tmp_path / "results/journal"
+    deadline = time.time() + 300
+    try:
+        while (
+            not any(
+                journal_probes(j) >= 2 and not result_of(tmp_path, j).exists()
+                for j in journals.rglob("*.jsonl")
+            )
+            if journals.exists()
+            else True
+        ):
+            assert time.time() < deadline and run.poll() is None, "no search was caught running"
+            time.sleep(0.05)
+    finally:
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
+    unfinished = {j: journal_probes(j) for j in journals.rglob("*.jsonl")
+                  if not result_of(tmp_path, j).exists()}  # fmt: skip
+    finished = {r: r.stat().st_mtime_ns for r in (tmp_path / "results/bisect").rglob("*.json")}
+    assert unfinished and max(unfinished.values()) >= 2
+    assert "locked" in subprocess.run(cmd, capture_output=True, text=True).stderr.lower()
+    assert subprocess.run([*cmd, "--unlock"], capture_output=True).returncode == 0
+    again = subprocess.run([*cmd, "--rerun-incomplete"], capture_output=True, text=True,
+                           timeout=600)  # fmt: skip
+    assert again.returncode == 0, again.stderr[-3000:]
+    for journal, probes in unfinished.items():
+        result = json.loads(result_of(tmp_path, journal).read_text())
+        assert result["resumed_probes"] == probes, journal.name  # every finished probe reused
+    for path, mtime in finished.items():
+        assert path.stat().st_mtime_ns == mtime  # finished jobs are kept, not rerun
+
+
+def result_of(workdir: Path, journal: Path) -> Path:
+    """The result file a journal belongs to (results/journal/bisect/... -> results/bisect/...)."""
+    relative = journal.relative_to(workdir / "results/journal")
+    return (workdir / "results" / relative).with_suffix(".json")

@@ -580,7 +580,11 @@ def cmd_figure(args: argparse.Namespace) -> None:
         read_table(args.probes, ("dataset", "lr", "success"), study.rows.get("probes")),
         study=study,
         config_name=args.config_name,
-        **{name: read_table(path, cols) for name, (path, cols) in extra.items() if path},
+        **{
+            name: read_table(path, cols, may_be_empty=True)
+            for name, (path, cols) in extra.items()
+            if path
+        },
     )
     drawn = draw(args.name, tables)
     save(drawn, args.png, args.pdf, args.caption)

@@ -102,14 +102,20 @@ def _not_a_number(values: Any) -> Any:
     return values[numbers.isna() & values.notna()]
 
 
-def read_table(path: str | os.PathLike, columns: Iterable[str] = (), rows: int | None = None):
+def read_table(
+    path: str | os.PathLike,
+    columns: Iterable[str] = (),
+    rows: int | None = None,
+    may_be_empty: bool = False,
+):
     """A CSV table milr wrote, checked before anyone computes from it.
 
     One line names the file and what is wrong: missing, empty, cut off (a last row without its
     newline, or a row with fewer fields than the header), without the ``columns`` its reader
     needs, a value that is not a number in a numeric column (with its row and column), or a
     row count other than ``rows`` (what ``study.json`` says the study wrote: a table cut at a
-    row boundary reads as a smaller study otherwise).
+    row boundary reads as a smaller study otherwise). ``may_be_empty``: a header without rows
+    is a finished table (the leave-one-out check when no law had enough architectures).
     """
     import csv
     import io as stdio
@@ -141,7 +147,7 @@ def read_table(path: str | os.PathLike, columns: Iterable[str] = (), rows: int |
     missing = sorted(set(columns) - set(table.columns))
     if missing:
         raise milr.MilrError(f"{path} lacks the columns {missing}: not a milr table; {rerun}")
-    if table.empty:
+    if table.empty and not may_be_empty:
         raise milr.MilrError(f"{path} has a header but no rows; {rerun}")
     for column in table.columns:
         if pd.api.types.is_numeric_dtype(table[column]) or pd.api.types.is_bool_dtype(

@@ -135,11 +135,13 @@ def summary(tables: Path) -> str:
     parts = ["**Fits** (`fits.csv`):", "", *fits_table(fits, study), "",
              searches_line(eta), product_line(eta, sharpness, study)]  # fmt: skip
     if (tables / "loao_coverage.csv").is_file():
-        coverage = read_table(tables / "loao_coverage.csv", ("covered", "architectures"))
+        coverage = read_table(tables / "loao_coverage.csv", ("covered", "architectures"),
+                              may_be_empty=True)  # fmt: skip
         parts += ["", "**Leave-one-architecture-out** (`loao_coverage.csv`):", "",
                   *coverage_table(coverage, study)]  # fmt: skip
     if (tables / "lr_finder_summary.csv").is_file():
-        finder = read_table(tables / "lr_finder_summary.csv", ("suggestion", "above"))
+        finder = read_table(tables / "lr_finder_summary.csv", ("suggestion", "above"),
+                            may_be_empty=True)  # fmt: skip
         parts += ["", "**The LR finder beside η\\*** (`lr_finder_summary.csv`):", "",
                   *finder_table(finder, study)]  # fmt: skip
     return "\n".join(parts) + "\n"
