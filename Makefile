@@ -7,7 +7,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 CORES   ?= 2
 
-.PHONY: install demo quick tiny readme check-readme test test-fast test-cluster lint bench pin-envs clean
+.PHONY: install demo quick tiny readme check-readme test test-fast test-cluster lint bench gpu-check pin-envs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -63,6 +63,11 @@ pin-envs: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/trainer.py
+
+# On a GPU machine: CUDA tests against the CPU, benchmarks, the quick preset on CUDA; one report
+# in results/gpu-check/report.txt (docs/gpus.md).
+gpu-check: $(STAMP)
+	$(BIN)/python bench/gpu_check.py
 
 clean:
 	rm -rf results .snakemake

@@ -52,3 +52,23 @@ def test_journal_key_holds_precision_and_library_versions(small_gaussian, tmp_pa
     assert len(Journal(path, {"depth": 1}, key).records) == 1
     Journal(path, {"depth": 1}, {**key, "precision": "tf32"})
     assert (tmp_path / "j.jsonl.stale-precision").exists()
+
+
+def test_journal_key_holds_the_datas_content_and_the_device(small_gaussian):
+    """The key's parts; a dataset of the same name and shapes but other content has another."""
+    import dataclasses
+
+    import torch
+    from milr.data import cache_payload, payload_to_dataset
+
+    key = journal_fingerprint(small_gaussian, torch.device("cpu"))
+    x = small_gaussian.x_train.clone()
+    x[0, 0] += 1.0
+    data = small_gaussian
+    other = payload_to_dataset(cache_payload("gaussian", x, data.y_train, data.x_val,
+                                             data.y_val, 2))  # fmt: skip
+    assert journal_fingerprint(other, torch.device("cpu"))["data"] != key["data"]
+    assert set(key) == {"code", "data", "device", "precision", "versions"}
+    assert key["data"] == small_gaussian.fingerprint and "(" in key["device"]  # CPU model (ISA)
+    renamed = dataclasses.replace(small_gaussian, fingerprint="another")
+    assert journal_fingerprint(renamed, torch.device("cpu"))["data"] == "another"

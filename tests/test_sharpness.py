@@ -95,3 +95,30 @@ def test_sharpness_job_measures_each_variant(small_gaussian):
         assert result.preconditioned[name] == pytest.approx(exact, rel=0.01), name
     assert result.lambda1 == pytest.approx(float(torch.linalg.eigvalsh(hessian).max()), rel=0.01)
     assert result.preconditioned["small"] < 0.99 * result.lambda1  # the variants differ here
+
+
+def test_lambda1_and_the_range_test_do_not_depend_on_the_thread_count():
+    """MKL splits some matrix products' sums across threads (on MNIST-1D at depth 8 x width 64
+    λ1 and the range test's losses differ in their last digits between 1 and 2 threads): these
+    jobs run on one thread so that the config's thread count decides no number."""
+    from milr.data import make_mnist1d, payload_to_dataset
+    from milr.range_test import lr_range_test
+    from milr.records import RangeTestInputs
+    from milr.settings import Mnist1dSpec, RangeTestSettings
+
+    data = payload_to_dataset(make_mnist1d(Mnist1dSpec(samples=4000)))
+    net = Network("mnist1d", depth=8, width=64)
+    sharp = SharpnessInputs(net, SharpnessSettings(samples=128, max_iter=20), {"small": 0.1})
+    ramp = RangeTestInputs(net, RangeTestSettings(steps=40), input_lr_scale=0.1)
+    before, results = torch.get_num_threads(), []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            lam = measure_sharpness(sharp, data)
+            results.append(
+                (lam.lambda1, lam.preconditioned, lr_range_test(ramp, data).losses)
+            )
+            assert torch.get_num_threads() == threads  # restored after the job
+    finally:
+        torch.set_num_threads(before)
+    assert repr(results[0]) == repr(results[1])

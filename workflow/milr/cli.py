@@ -241,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
         "architectures of the threshold sweep",
     )
 
-    fit = command("fit", "power-law fits against depth × width, with 95% intervals")
+    fit = command("fit", "power-law fits against depth × width, with 95%% intervals")
     fit.add_argument("--eta", type=existing_file, required=True, help="η* table")
     fit.add_argument("--sharpness", type=existing_file, required=True, help="λ1 table")
     fit.add_argument("--out", type=Path, required=True, help="fits table to write")

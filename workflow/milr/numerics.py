@@ -11,9 +11,11 @@ before CUDA is first used, then asks for IEEE float32 everywhere through PyTorch
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import os
 import platform
+from collections.abc import Iterator
 
 PRECISION = "ieee"  # full float32: no TF32, no bf16 shortcuts, on CUDA and in oneDNN
 
@@ -30,6 +32,28 @@ def pin_float32() -> str:
     torch.backends.cudnn.fp32_precision = PRECISION
     torch.backends.mkldnn.fp32_precision = PRECISION
     return float32_precision()
+
+
+@contextlib.contextmanager
+def thread_count_free(device: str) -> Iterator[None]:
+    """Run the block on one CPU thread, so that its numbers do not depend on the thread count.
+
+    MKL splits the sum of some matrix products (a weight gradient sums over the minibatch)
+    across threads, so λ1's power iteration and the range test's ``torch.optim`` loop round
+    differently on 1 and 2 threads. The trainer needs no such care: its batched products split
+    work across networks, never inside one sum (tests/test_batched.py checks both thread
+    counts). On a GPU the CPU's thread count decides nothing, and the block runs as it is."""
+    import torch
+
+    if not device.startswith("cpu"):
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def float32_precision() -> str:

@@ -27,7 +27,7 @@ from milr import MilrError
 from milr.data import Dataset, shuffle_generator
 from milr.io import Provenance
 from milr.model import ReLUMLP, build_model
-from milr.numerics import pin_float32
+from milr.numerics import pin_float32, thread_count_free
 from milr.records import RangeTestInputs, RangeTestResult
 from milr.settings import RangeTestSettings, TrainSettings
 from milr.train import make_sgd, sgd_step
@@ -111,9 +111,10 @@ def lr_range_test(inputs: RangeTestInputs, data: Dataset) -> RangeTestResult:
         raise MilrError(f"range test: {len(data.x_train)} training samples < one minibatch")
     model = build_model(data.in_dim, net.width, net.depth, data.num_classes, net.seed, device)
     batches = minibatches(data, inputs.batch_size, net.seed)
-    lrs, losses, diverged = run_ramp(
-        model, batches, inputs.range_test, inputs.input_lr_scale, inputs.momentum
-    )
+    with thread_count_free(str(device)):
+        lrs, losses, diverged = run_ramp(
+            model, batches, inputs.range_test, inputs.input_lr_scale, inputs.momentum
+        )
     steepest, minimum_over_10 = suggestions(lrs, losses)
     return RangeTestResult(
         inputs=inputs,

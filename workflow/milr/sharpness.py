@@ -19,7 +19,7 @@ from torch import nn
 from milr.data import Dataset
 from milr.io import Provenance
 from milr.model import ReLUMLP, build_model
-from milr.numerics import pin_float32
+from milr.numerics import pin_float32, thread_count_free
 from milr.records import SharpnessInputs, SharpnessResult
 
 # Offset between the seed of the network and the seed that picks the data subset.
@@ -108,13 +108,14 @@ def measure_sharpness(inputs: SharpnessInputs, data: Dataset) -> SharpnessResult
     net, how = inputs.network, inputs.sharpness
     model = build_model(data.in_dim, net.width, net.depth, data.num_classes, net.seed, str(device))
     x, y = training_subset(data, how.samples, net.seed)
-    lam = top_eigenvalue(model, x, y, net.seed, how.max_iter, how.tol)
-    preconditioned = {
-        name: lam
-        if scale == 1.0
-        else preconditioned_top_eigenvalue(model, x, y, scale, net.seed, how.max_iter, how.tol)
-        for name, scale in inputs.input_lr_variants.items()
-    }
+    with thread_count_free(str(device)):
+        lam = top_eigenvalue(model, x, y, net.seed, how.max_iter, how.tol)
+        preconditioned = {
+            name: lam
+            if scale == 1.0
+            else preconditioned_top_eigenvalue(model, x, y, scale, net.seed, how.max_iter, how.tol)
+            for name, scale in inputs.input_lr_variants.items()
+        }
     return SharpnessResult(
         inputs=inputs,
         lambda1=lam,
