@@ -115,9 +115,7 @@ def test_lambda1_and_the_range_test_do_not_depend_on_the_thread_count():
         for threads in (1, 2):
             torch.set_num_threads(threads)
             lam = measure_sharpness(sharp, data)
-            results.append(
-                (lam.lambda1, lam.preconditioned, lr_range_test(ramp, data).losses)
-            )
+            results.append((lam.lambda1, lam.preconditioned, lr_range_test(ramp, data).losses))
             assert torch.get_num_threads() == threads  # restored after the job
     finally:
         torch.set_num_threads(before)

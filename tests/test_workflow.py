@@ -133,7 +133,7 @@ def test_changing_one_threshold_reruns_only_that_datasets_bisections(study):
 
 def test_changing_a_fit_option_reruns_only_the_fit(study):
     config = yaml.safe_load((study / "tiny.yaml").read_text())
-    config["fit"]["min_width_over_depth"] = 2
+    config.setdefault("fit", {})["min_width_over_depth"] = 2
     (study / "changed_fit.yaml").write_text(yaml.safe_dump(config))
     jobs = planned_outputs(snakemake(study, "-n", config="changed_fit.yaml"))
     assert set(jobs) == {"fit", "validate", "all", *FIGURE_RULES}
