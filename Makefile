@@ -26,6 +26,7 @@ DEMO_TABLES := results/mnist1d/tables
 
 readme: demo
 	$(BIN)/milr summary --tables $(DEMO_TABLES) --readme README.md --write
+	cp results/mnist1d/figures/eta_small_input_lr.png docs/mnist1d_eta_small_input_lr.png
 
 check-readme: demo
 	$(BIN)/milr summary --tables $(DEMO_TABLES) --readme README.md --check
