@@ -240,3 +240,29 @@ def test_an_empty_table_is_one_line(tables_dir):
     error = one_error(milr("predict", "--tables", str(tables_dir), "--dataset", "gaussian",
                            "--arch", "2x64"))  # fmt: skip
     assert str(path) in error and "no rows" in error
+
+
+def test_summary_writes_the_readme_block_and_check_finds_a_changed_number(tables_dir):
+    """milr summary puts the study's numbers between the README's markers; --check passes on
+    that README and fails, with a diff and one error line, once a number in it is edited."""
+    eta = pd.read_csv(tables_dir / "eta_star.csv").assign(probes=7, role="main")
+    eta.to_csv(tables_dir / "eta_star.csv", index=False)  # the columns aggregate adds
+    sharp = eta[["dataset", "depth", "width", "seed"]].assign(lambda1=2.0, status="ok")
+    sharp.to_csv(tables_dir / "sharpness.csv", index=False)
+    readme = tables_dir / "README.md"
+    marker = f"<!-- begin: milr summary --tables {tables_dir} -->\n<!-- end: milr summary -->"
+    readme.write_text(f"# A study\n\n{marker}\n\nafter\n")
+    assert milr("summary", "--tables", str(tables_dir), "--readme", str(readme),
+                "--write").returncode == 0  # fmt: skip
+    text = readme.read_text()
+    fits = pd.read_csv(tables_dir / "fits.csv")
+    alpha = fits[fits.quantity == "eta_star"].alpha.item()
+    assert f"| {alpha:.2f} [" in text and text.endswith("\nafter\n")
+    check = ("summary", "--tables", str(tables_dir), "--readme", str(readme), "--check")
+    assert milr(*check).returncode == 0
+    readme.write_text(text.replace(f"| {alpha:.2f} [", f"| {alpha + 0.01:.2f} [", 1))
+    run = milr(*check)
+    assert run.returncode == 1 and f"+| η\\*, input layer at 0.1× (t = 0.85) | {alpha:.2f}" in (
+        run.stdout)  # fmt: skip
+    errors = [line for line in run.stderr.splitlines() if line.startswith("milr: error:")]
+    assert len(errors) == 1 and "differs from the summary" in errors[0]

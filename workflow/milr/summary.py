@@ -65,9 +65,9 @@ def searches_line(eta: pd.DataFrame) -> str:
     zero = ok[ok["no_success"].astype(bool)]
     archs = sorted({f"{d}×{w}" for d, w in zip(zero["depth"], zero["width"], strict=True)})
     never = (
-        f"; η\\* = 0 (t never reached) for {len(zero)} jobs ({', '.join(archs)})"
+        f"; η\\* = 0 (t never reached) in {len(zero)} of them ({', '.join(archs)})"
         if len(zero)
-        else "; every job reached t"
+        else "; every search reached t"
     )
     return (
         f"{len(ok)} searches, {ok['probes'].mean():.1f} probes per search; "
