@@ -152,8 +152,10 @@ def train_batched(
             record.epochs_run = epoch
             record.final_train_loss = losses_h[i]
             if nonfinite_h[i]:
+                # NaN, not the last step's loss: after divergence that depends on how long the
+                # rest of the stack kept the epoch going, and a record must not.
                 record.diverged = True
-                record.final_train_loss = math.nan if math.isfinite(losses_h[i]) else losses_h[i]
+                record.final_train_loss = math.nan
                 active[i] = False
                 continue
             record.val_accuracy.append(correct_h[i] / n_val)
