@@ -266,3 +266,17 @@ def test_bisection_trace_plots_the_chosen_searchs_probes(tables):
                  if c.get_label() in ("success", "failure", "diverged")
                  for x, y in c.get_offsets()}  # fmt: skip
         assert shown == expected and len(expected) == 2
+
+
+def test_the_same_figure_gives_the_same_bytes(tables, tmp_path):
+    """PNG and PDF bytes repeat from one drawing to the next, a second apart (a PDF's creation
+    date would differ)."""
+    import time
+
+    files = []
+    for run in ("a", "b"):
+        time.sleep(1.1 if run == "b" else 0)
+        paths = [tmp_path / f"{run}.png", tmp_path / f"{run}.pdf", tmp_path / f"{run}.txt"]
+        save(draw("lambda1", tables), *paths)
+        files.append([p.read_bytes() for p in paths])
+    assert files[0] == files[1]

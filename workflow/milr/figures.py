@@ -689,12 +689,13 @@ def draw(name: str, tables: Tables) -> Drawn:
 
 
 def save(drawn: Drawn, png: Path, pdf: Path, caption: Path) -> None:
-    """PNG (for the report), PDF (for papers) and the caption text, each written atomically."""
+    """PNG (for the report), PDF (for papers) and the caption text, each written atomically.
+    The PDF carries no creation date, so the same figure gives the same bytes on every run."""
     import io
 
-    for path, fmt in ((png, "png"), (pdf, "pdf")):
+    for path, fmt, metadata in ((png, "png", None), (pdf, "pdf", {"CreationDate": None})):
         buffer = io.BytesIO()
-        drawn.figure.savefig(buffer, format=fmt, dpi=200, bbox_inches="tight")
+        drawn.figure.savefig(buffer, format=fmt, dpi=200, bbox_inches="tight", metadata=metadata)
         write_atomic(path, buffer.getvalue())
     write_atomic(caption, drawn.caption + "\n")
     plt.close(drawn.figure)
