@@ -84,10 +84,10 @@ def product_line(eta: pd.DataFrame, sharpness: pd.DataFrame, study: Study) -> st
     joined = main.merge(sharpness[sharpness["status"] == "ok"], on=keys)
     product = (joined["point"] * joined["lambda1"]).dropna()
     if product.empty:
-        return "η\\*·λ1: no job with both measured."
+        return "η\\*·λ1: no search with both measured."
     return (
         f"η\\*·λ1 (input layer at {study.input_lr_variants[study.primary_variant]:g}×, main t) "
-        f"runs from {product.min():.0f} to {product.max():.0f} over {len(product)} jobs "
+        f"runs from {product.min():.0f} to {product.max():.0f} over {len(product)} searches "
         "(η\\* = 2/λ1 would give 2)."
     )
 
