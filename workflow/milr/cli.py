@@ -18,13 +18,14 @@ from pathlib import Path
 
 from milr import MilrError, MilrFailure, __version__
 from milr.io import check_writable, read_table, to_jsonable
-from milr.names import DATASETS, FIGURES
+from milr.names import DATASETS, FIGURES, LAW_NAMES
 from milr.records import RangeTestInputs, SearchInputs, SharpnessInputs, Study
 from milr.settings import (
     FitOptions,
     GaussianSpec,
     Mnist1dSpec,
     PredictOptions,
+    SubsetSpec,
     add_options,
     bounded,
     from_args,
@@ -97,14 +98,16 @@ def architecture(text: str) -> tuple[int, int]:
     return arch
 
 
-def resolve_device(choice: str, gpu_lock_dir: Path | None = None, wait_s: float = 3600) -> str:
+def resolve_device(
+    choice: str, gpu_lock_dir: Path | None = None, wait_s: float = 3600, jobs_per_gpu: int = 1
+) -> str:
     """``auto`` = CUDA when available. For CUDA, take a GPU slot before CUDA initialises."""
     from milr.gpu import acquire_gpu_slot, require_gpus
 
     if choice == "cuda" and (problem := require_gpus(listed=False)):
         raise MilrFailure(problem)
     if choice in ("auto", "cuda"):
-        slot = acquire_gpu_slot(lock_dir=gpu_lock_dir, timeout_s=wait_s)
+        slot = acquire_gpu_slot(lock_dir=gpu_lock_dir, timeout_s=wait_s, jobs_per_gpu=jobs_per_gpu)
         import torch
 
         if torch.cuda.is_available():
@@ -136,8 +139,14 @@ def add_device(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--gpu-wait",
         type=bounded(float, minimum=0),
-        default=float(os.environ.get("MILR_GPU_WAIT_S", 3600)),
+        default=os.environ.get("MILR_GPU_WAIT_S", "3600"),  # a string: argparse checks it
         help="seconds to wait for a free GPU slot before giving up ($MILR_GPU_WAIT_S)",
+    )
+    parser.add_argument(
+        "--jobs-per-gpu",
+        type=bounded(int, minimum=1),
+        default=os.environ.get("MILR_JOBS_PER_GPU", "1"),
+        help="jobs that may share one GPU: slots per device ($MILR_JOBS_PER_GPU; default 1)",
     )
     parser.add_argument(
         "--gpu-lock-dir",
@@ -169,7 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
     def command(name: str, summary: str) -> argparse.ArgumentParser:
         return sub.add_parser(name, help=summary, description=summary)
 
-    prep = command("prepare", "download (MNIST, CIFAR-10) or generate a dataset into a cache file")
+    prep = command(
+        "prepare",
+        "read or download (MNIST, Fashion-MNIST, CIFAR-10) or generate a dataset into a cache file",
+    )
     prep.add_argument("--dataset", choices=DATASETS, required=True, help="dataset to prepare")
     prep.add_argument("--out", type=Path, required=True, help="cache file to write")
     prep.add_argument(
@@ -181,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("--no-download", action="store_true", help="use files placed by hand")
     add_options(prep, GaussianSpec, prefix="gaussian-")
     add_options(prep, Mnist1dSpec, prefix="mnist1d-")
+    add_options(prep, SubsetSpec, prefix="subset-")
 
     bis = command("bisect", "search η* for one architecture and one or more seeds")
     add_options(
@@ -198,8 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     bis.add_argument("--out", type=Path, nargs="+", help="result JSON per seed (default: print)")
     add_device(bis)
 
-    sharp = command("sharpness", "λ1 at initialisation for one architecture and seed")
-    add_options(sharp, SharpnessInputs)
+    sharp = command("sharpness", "λ1 at initialisation for one architecture and its seeds")
+    add_options(sharp, SharpnessInputs, overrides={"seed": SEEDS_OPTION})
     add_list(
         sharp,
         "--input-lr-variant",
@@ -208,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
         "also measure λ1 of P^1/2 H P^1/2 with the input layer at this factor",
     )
     add_data(sharp)
-    sharp.add_argument("--out", type=Path, help="result JSON (default: print)")
+    sharp.add_argument("--out", type=Path, nargs="+", help="result JSON per seed (default: print)")
     add_device(sharp)
 
     agg = command("aggregate", "tidy CSV tables (and the study file) from result JSON files")
@@ -245,6 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--eta", type=existing_file, required=True, help="η* table")
     fit.add_argument("--sharpness", type=existing_file, required=True, help="λ1 table")
     fit.add_argument("--out", type=Path, required=True, help="fits table to write")
+    fit.add_argument(
+        "--laws-out", type=Path, help="also compare the paper's law with its rivals (laws.csv)"
+    )
     fit.add_argument("--study", type=existing_file, help="study.json: checks the tables' rows")
     add_options(fit, FitOptions)
 
@@ -286,6 +302,13 @@ def build_parser() -> argparse.ArgumentParser:
                       help="with --widths: predict every depth x width of the grid")  # fmt: skip
     pred.add_argument("--widths", type=bounded(int, minimum=1), nargs="+", default=[],
                       help="with --depths: predict every depth x width of the grid")  # fmt: skip
+    pred.add_argument(
+        "--law",
+        choices=(*LAW_NAMES, "best"),
+        default="product",
+        help="the paper's product law (default), a rival (milr.laws), or best: the lowest "
+        "leave-one-out error, named in the output",
+    )
     add_options(pred, PredictOptions)
     pred.add_argument("--out", type=Path, help="also write the predictions as CSV")
 
@@ -314,6 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     figure.add_argument("--study", type=existing_file, help="study.json (milr aggregate)")
     figure.add_argument("--loao", type=existing_file, help="loao.csv (milr validate)")
     figure.add_argument("--lr-finder", type=existing_file, help="lr_finder.csv (milr lr-finder)")
+    figure.add_argument("--laws", type=existing_file, help="laws.csv (milr fit --laws-out)")
     figure.add_argument("--config-name", default="config.yaml", help="config named in captions")
     figure.add_argument("--spec", help=argparse.SUPPRESS)  # replaced by --study (0.1 -> 0.2)
     for output in ("png", "pdf", "caption"):
@@ -338,7 +362,7 @@ def load_dataset(args: argparse.Namespace, dataset: str, device: str):
 
 def prepare_device(args: argparse.Namespace) -> str:
     """The device (GPU slot taken first) and the CPU thread count."""
-    device = resolve_device(args.device, args.gpu_lock_dir, args.gpu_wait)
+    device = resolve_device(args.device, args.gpu_lock_dir, args.gpu_wait, args.jobs_per_gpu)
     if args.threads:
         import torch
 
@@ -357,6 +381,7 @@ def cmd_prepare(args: argparse.Namespace) -> None:
         gaussian=from_args(GaussianSpec, args, prefix="gaussian-"),
         mnist1d=from_args(Mnist1dSpec, args, prefix="mnist1d-"),
         download=not args.no_download,
+        subset=from_args(SubsetSpec, args, prefix="subset-"),
     )
     print(f"{args.dataset}: cached in {args.out} ({info})")
 
@@ -404,13 +429,19 @@ def cmd_sharpness(args: argparse.Namespace) -> None:
     from milr.io import write_json
     from milr.sharpness import measure_sharpness
 
-    inputs = from_args(SharpnessInputs, args, input_lr_variants=dict(args.input_lr_variant))
-    log.info("milr sharpness: %s", json.dumps(to_jsonable(inputs)))
+    variants = dict(args.input_lr_variant)
+    inputs = [from_args(SharpnessInputs, args, seed=seed, input_lr_variants=variants)
+              for seed in args.seed]  # fmt: skip
+    log.info("milr sharpness: %s", json.dumps(to_jsonable(inputs[0]) | {"seeds": args.seed}))
+    outs = _per_seed(args.out, args.seed, "--out")
     device = prepare_device(args)
-    result = measure_sharpness(inputs, load_dataset(args, args.dataset, device))
-    if args.out:
-        write_json(args.out, result)
-    print(f"lambda1 = {result.lambda1:.6g}  ({result.samples_used} samples, {device})")
+    data = load_dataset(args, args.dataset, device)  # one load (and CUDA start) for every seed
+    for one, out in zip(inputs, outs, strict=True):
+        result = measure_sharpness(one, data)
+        if out:
+            write_json(out, result)
+        print(f"seed {one.network.seed}: lambda1 = {result.lambda1:.6g}  "
+              f"({result.samples_used} samples, {device})")  # fmt: skip
 
 
 def cmd_range_test(args: argparse.Namespace) -> None:
@@ -494,7 +525,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
                      study.rows.get("eta"))  # fmt: skip
     fits = read_table(tables / "fits.csv", ("quantity", "dataset", "variant", "r2"))
     report, table = predict_table(eta, fits, study, args.dataset, args.variant, args.threshold,
-                                  archs, from_args(PredictOptions, args))  # fmt: skip
+                                  archs, from_args(PredictOptions, args), args.law)  # fmt: skip
     print(report)
     if args.out:
         write_atomic(args.out, table.to_csv(index=False))
@@ -550,11 +581,17 @@ def cmd_fit(args: argparse.Namespace) -> None:
                      rows.get("eta"))  # fmt: skip
     sharp = read_table(args.sharpness, ("status", "depth", "width", "lambda1"),
                        rows.get("sharpness"))  # fmt: skip
-    fits = fit_tables(
-        eta[eta["status"] == "ok"], sharp[sharp["status"] == "ok"], from_args(FitOptions, args)
-    )
+    options = from_args(FitOptions, args)
+    fits = fit_tables(eta[eta["status"] == "ok"], sharp[sharp["status"] == "ok"], options)
+    if args.laws_out:
+        from milr.laws import laws_table
+
+        laws = laws_table(eta[eta["status"] == "ok"], options)
     write_atomic(args.out, fits.to_csv(index=False))
     print(f"{len(fits)} fits written to {args.out}")
+    if args.laws_out:
+        write_atomic(args.laws_out, laws.to_csv(index=False))
+        print(f"{len(laws)} laws written to {args.laws_out}")
 
 
 def cmd_figure(args: argparse.Namespace) -> None:
@@ -570,6 +607,7 @@ def cmd_figure(args: argparse.Namespace) -> None:
     extra = {
         "loao": (args.loao, ("measured", "predicted", "low", "high")),
         "lr_finder": (args.lr_finder, ("eta_star", "steepest", "minimum_over_10")),
+        "laws": (args.laws, ("law", "a", "b", "C")),
     }
     tables = Tables(
         read_table(

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from milr import MilrError
-from milr.settings import GaussianSpec
+from milr.settings import GENERATORS, GaussianSpec
 
 SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 
@@ -100,6 +100,11 @@ def _check_semantics(config: Mapping[str, Any]) -> None:
             raise MilrError(
                 f"config key 'datasets.{name}.lower': geometric search needs l > 0 "
                 "(it bisects log lr); set lower, e.g. upper / 1024"
+            )
+        if name in GENERATORS and ds["subset"] != {"train": None, "val": None}:
+            raise MilrError(
+                f"config key 'datasets.{name}.subset': {name} is generated, not downloaded; "
+                f"size it under datasets.{name}.{name} instead"
             )
         if name == "gaussian":
             bayes = GaussianSpec(**ds["gaussian"]).bayes_accuracy()

@@ -1,11 +1,12 @@
-"""Datasets as device-ready tensors: the synthetic Gaussian task, MNIST-1D, MNIST, CIFAR-10.
+"""Datasets as device-ready tensors: the Gaussian task, MNIST-1D, MNIST, Fashion-MNIST, CIFAR-10.
 
 Every dataset goes through one compact cache file (``torch.save`` of a dict): raw features in
 their smallest dtype (uint8 pixels), labels, and per-feature training-set mean and std. Hundreds
 of bisection jobs then read one small file instead of re-parsing the raw downloads, and
 standardisation happens on load, on the device.
 
-Validation split: for MNIST and CIFAR-10 we use the official test split (10k images). The paper
+Validation split: for MNIST, Fashion-MNIST and CIFAR-10 we use the official test split (10k
+images). The paper
 does not say which split it validates on; the official split keeps the full training set, is the
 same for every user, and is what torchvision ships.
 """
@@ -22,9 +23,10 @@ from typing import Any
 import torch
 
 from milr import MilrError, MilrFailure
+from milr.idx import SOURCES, load_idx
 from milr.io import write_atomic
 from milr.names import DATASETS
-from milr.settings import GaussianSpec, Mnist1dSpec
+from milr.settings import GaussianSpec, Mnist1dSpec, SubsetSpec
 
 CACHE_FORMAT = 2  # 2: the payload carries its content fingerprint
 
@@ -32,11 +34,9 @@ CACHE_FORMAT = 2  # 2: the payload carries its content fingerprint
 # the two streams never coincide.
 SHUFFLE_SEED_OFFSET = 0x5EED
 
-# Files a user can place by hand when the machine has no network.
-MANUAL_FILES = {
-    "mnist": "MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte (the four files, unzipped)",
-    "cifar10": "cifar-10-python.tar.gz (from the CIFAR-10 page; torchvision checks its md5)",
-}
+# The file a user can place by hand for CIFAR-10 when the machine has no network (the IDX
+# datasets say what they need themselves, milr.idx).
+CIFAR_ARCHIVE = "cifar-10-python.tar.gz (from the CIFAR-10 page; torchvision checks its md5)"
 
 
 @dataclass
@@ -209,49 +209,63 @@ def load_cache(path: str | Path, device: str | torch.device = "cpu") -> Dataset:
         ) from err
 
 
-def _raw_files_present(name: str, root: Path) -> bool:
-    """Whether the user (or an earlier download) put the raw files in place."""
-    if name == "mnist":
-        return any((root / "MNIST" / "raw").glob("*-ubyte*"))
-    return (root / "cifar-10-batches-py").is_dir() or (root / "cifar-10-python.tar.gz").exists()
+def idx_payload(name: str, root: Path, download: bool, subset: SubsetSpec) -> dict[str, Any]:
+    """MNIST or Fashion-MNIST as a cache payload, from files checked by milr.idx."""
+    arrays, folder = load_idx(name, root, download)
+    arrays = take_subset(arrays, subset)
+    info = {"source": str(folder), "validation": "official test split"}
+    info.update(subset_info(subset))
+    return cache_payload(name, **arrays, num_classes=10, channels=1, info=info)
 
 
-def _torchvision_arrays(name: str, root: Path, download: bool) -> dict[str, Any]:
-    """Read MNIST or CIFAR-10 through torchvision and return the cache payload."""
+def cifar_payload(root: Path, download: bool, subset: SubsetSpec) -> dict[str, Any]:
+    """CIFAR-10 through torchvision (which checks its archive's md5) as a cache payload."""
     from torchvision import datasets
 
-    cls, channels, num_classes = {
-        "mnist": (datasets.MNIST, 1, 10),
-        "cifar10": (datasets.CIFAR10, 3, 10),
-    }[name]
+    archive = root / "cifar-10-python.tar.gz"
+    has_files = (root / "cifar-10-batches-py").is_dir() or archive.exists()
     try:
-        train = cls(str(root), train=True, download=download)
-        val = cls(str(root), train=False, download=download)
+        train = datasets.CIFAR10(str(root), train=True, download=download)
+        val = datasets.CIFAR10(str(root), train=False, download=download)
+        # CIFAR stores HWC uint8 numpy arrays; channels first keeps channels contiguous
+        arrays = {
+            "x_train": torch.from_numpy(train.data).permute(0, 3, 1, 2),
+            "y_train": torch.tensor(train.targets),
+            "x_val": torch.from_numpy(val.data).permute(0, 3, 1, 2),
+            "y_val": torch.tensor(val.targets),
+        }
     except Exception as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        if _raw_files_present(name, root):
+        if has_files:
             raise MilrError(
-                f"{name} files in {root} are corrupt or truncated ({reason}); delete them, "
-                f"place {MANUAL_FILES[name]} there and rerun"
+                f"cifar10 files in {root} are corrupt or truncated ({reason}); delete them, "
+                f"place {CIFAR_ARCHIVE} there and rerun"
             ) from err
         raise MilrFailure(
-            f"could not download {name} into {root} ({reason}); without network, place "
-            f"{MANUAL_FILES[name]} under {root} and rerun"
+            f"could not download cifar10 into {root} ({reason}); without network, place "
+            f"{CIFAR_ARCHIVE} under {root} and rerun"
         ) from err
-    try:
-        if name == "mnist":
-            x_train, y_train = train.data, train.targets
-            x_val, y_val = val.data, val.targets
-        else:  # CIFAR stores HWC uint8 numpy arrays; channels first keeps channels contiguous
-            x_train = torch.from_numpy(train.data).permute(0, 3, 1, 2)
-            x_val = torch.from_numpy(val.data).permute(0, 3, 1, 2)
-            y_train, y_val = torch.tensor(train.targets), torch.tensor(val.targets)
-    except Exception as err:
-        raise MilrError(
-            f"{name} files in {root} are unreadable ({err}); delete them and rerun"
-        ) from err
-    info = {"source": "torchvision", "validation": "official test split"}
-    return cache_payload(name, x_train, y_train, x_val, y_val, num_classes, channels, info)
+    arrays = take_subset(arrays, subset)
+    info = {"source": "torchvision", "validation": "official test split", **subset_info(subset)}
+    return cache_payload("cifar10", **arrays, num_classes=10, channels=3, info=info)
+
+
+def take_subset(arrays: dict[str, torch.Tensor], subset: SubsetSpec) -> dict[str, torch.Tensor]:
+    """The first ``subset.train`` / ``subset.val`` samples of each split (all where None)."""
+    limits = {"train": subset.train, "val": subset.val}
+    for split, limit in limits.items():
+        available = len(arrays[f"y_{split}"])
+        if limit is not None and limit > available:
+            raise MilrError(
+                f"subset {split}: {limit} samples asked, the split has {available}; "
+                f"lower datasets.<name>.subset.{split} or drop it"
+            )
+    return {key: value[: limits[key.split("_")[1]]].clone() for key, value in arrays.items()}
+
+
+def subset_info(subset: SubsetSpec) -> dict[str, Any]:
+    """What a cache records of its subset: nothing when it holds every sample."""
+    return {} if subset == SubsetSpec() else {"subset": dict(subset.__dict__)}
 
 
 def prepare(
@@ -261,15 +275,23 @@ def prepare(
     gaussian: GaussianSpec | None = None,
     mnist1d: Mnist1dSpec | None = None,
     download: bool = True,
+    subset: SubsetSpec | None = None,
 ) -> dict[str, Any]:
     """Build the cache file ``out`` for dataset ``name``; returns its ``info``."""
     if name not in DATASETS:
         raise MilrError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    subset = subset or SubsetSpec()
+    if name in ("gaussian", "mnist1d") and subset != SubsetSpec():
+        raise MilrError(
+            f"{name} is generated, not downloaded: size it with its own settings, not a subset"
+        )
     if name == "gaussian":
         payload = make_gaussian(gaussian or GaussianSpec())
     elif name == "mnist1d":
         payload = make_mnist1d(mnist1d or Mnist1dSpec())
+    elif name in SOURCES:
+        payload = idx_payload(name, Path(data_dir), download, subset)
     else:
-        payload = _torchvision_arrays(name, Path(data_dir), download)
+        payload = cifar_payload(Path(data_dir), download, subset)
     save_cache(payload, out)
     return dict(payload["info"])

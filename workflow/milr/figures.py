@@ -46,6 +46,7 @@ class Tables:
     config_name: str = "config.yaml"  # named in captions
     loao: pd.DataFrame | None = None  # milr validate: leave-one-architecture-out predictions
     lr_finder: pd.DataFrame | None = None  # milr lr-finder: range tests beside η*
+    laws: pd.DataFrame | None = None  # milr fit --laws-out: the paper's law and its rivals
 
 
 @dataclass

@@ -11,6 +11,10 @@ several devices outside a scheduler's job is the pool the allocator chooses from
 user's ``export CUDA_VISIBLE_DEVICES=0,1``); one device, a scheduler's allocation (SLURM, PBS,
 LSF) or an empty value ("no GPU") is left alone.
 
+Several jobs may share one GPU (``jobs_per_gpu``, ``--jobs-per-gpu``): each GPU then has that
+many lock files, and a job takes the first free one, filling every GPU's first slot before any
+GPU's second, so jobs spread over the GPUs first.
+
 The locks coordinate one user's jobs on one machine. Their folder is private: the user's runtime
 folder (``$XDG_RUNTIME_DIR``) or a folder under the temp dir made with mode 0700, used only if
 the user owns it and no one else can write to it; lock files are opened without following
@@ -164,8 +168,10 @@ def user_pool() -> list[str] | None:
     return None
 
 
-def _lock_path(folder: Path, gpu: str) -> Path:
-    return folder / f"gpu{gpu.replace('/', '_')}.lock"
+def _lock_path(folder: Path, gpu: str, share: int = 0) -> Path:
+    """The lock file of one slot: ``share`` k > 0 is a GPU's (k+1)-th job."""
+    suffix = f"-{share}" if share else ""
+    return folder / f"gpu{gpu.replace('/', '_')}{suffix}.lock"
 
 
 def _open_lock(path: Path) -> int:
@@ -196,17 +202,23 @@ def _try_lock(path: Path) -> int | None:
     return fd
 
 
-def _holders(folder: Path, ids: list[str]) -> str:
+def _slots(ids: list[str], jobs_per_gpu: int) -> list[tuple[str, int]]:
+    """Every (GPU, share) slot, each GPU's first share before any GPU's second."""
+    return [(gpu, share) for share in range(jobs_per_gpu) for gpu in ids]
+
+
+def _holders(folder: Path, slots: list[tuple[str, int]]) -> str:
     """Who holds each slot, as the lock files say (pid and host)."""
     parts = []
-    for gpu in ids:
+    for gpu, share in slots:
+        path = _lock_path(folder, gpu, share)
         try:
-            fd = os.open(_lock_path(folder, gpu), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
             with os.fdopen(fd) as handle:
                 owner = handle.read(200).strip() or "?"
         except OSError:
             owner = "?"
-        parts.append(f"{gpu}: pid {owner}")
+        parts.append(f"{gpu}{f'/{share}' if share else ''}: pid {owner}")
     return "; ".join(parts)
 
 
@@ -215,8 +227,10 @@ def acquire_gpu_slot(
     lock_dir: Path | None = None,
     timeout_s: float | None = DEFAULT_WAIT_S,
     poll_s: float = 0.5,
+    jobs_per_gpu: int = 1,
 ) -> Slot:
-    """Lock a free GPU and make it this process's only visible device.
+    """Lock a free GPU slot (one of ``jobs_per_gpu`` per GPU) and make its GPU this process's
+    only visible device.
 
     Waits (polling, saying every minute which slots are held by whom) while every GPU is taken;
     gives up after ``timeout_s`` (None: never). Must run before anything initialises CUDA.
@@ -230,24 +244,26 @@ def acquire_gpu_slot(
     if not ids:
         return Slot(None)
     folder = private_lock_dir(lock_dir or default_lock_dir())
+    slots = _slots(ids, jobs_per_gpu)
     start = time.monotonic()
     reported = start - REPORT_EVERY_S  # say at once that the job waits
     while True:
-        for gpu in ids:
-            fd = _try_lock(_lock_path(folder, gpu))
+        for gpu, share in slots:
+            fd = _try_lock(_lock_path(folder, gpu, share))
             if fd is not None:
                 _held.append(fd)
                 os.environ["CUDA_VISIBLE_DEVICES"] = gpu
-                log.info("took GPU slot %s (lock in %s)", gpu, folder)
+                log.info("took GPU slot %s/%d of %d (lock in %s)", gpu, share, jobs_per_gpu, folder)
                 return Slot(gpu)
         now = time.monotonic()
         if timeout_s is not None and now - start >= timeout_s:
             raise MilrFailure(
-                f"no free GPU among {ids} after {timeout_s:.0f} s (held by {_holders(folder, ids)};"
-                f" locks in {folder}); lower --resources gpu=N to the number of GPUs"
+                f"no free GPU slot among {ids} x {jobs_per_gpu} after {timeout_s:.0f} s (held by "
+                f"{_holders(folder, slots)}; locks in {folder}); lower --resources gpu=N to the "
+                "number of GPUs x jobs_per_gpu"
             )
         if now - reported >= REPORT_EVERY_S:
-            log.info("waiting for a GPU slot: all held (%s)", _holders(folder, ids))
+            log.info("waiting for a GPU slot: all held (%s)", _holders(folder, slots))
             reported = now
         time.sleep(poll_s)
 

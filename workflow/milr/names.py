@@ -7,7 +7,10 @@ package agree on every name from one definition.
 from __future__ import annotations
 
 # The datasets the package knows; the names used in paths, configs and the CLI.
-DATASETS = ("gaussian", "mnist", "cifar10", "mnist1d")
+DATASETS = ("gaussian", "mnist", "fashion_mnist", "cifar10", "mnist1d")
+
+# The laws milr fits and compares (milr.laws): the paper's, and its rivals.
+LAW_NAMES = ("product", "separate", "depth", "depth_3/2")
 
 # The paper's figures, in order (milr.figures registers one function per name).
 FIGURES = (
@@ -21,10 +24,15 @@ FIGURES = (
     "bisection_trace",
     "predicted_vs_measured",
     "lr_finder",
+    "laws",
 )
 # Tables a figure reads besides the study's common ones (eta, sharpness, fits, probes, study):
 # figure -> the `milr figure` options that give them.
-FIGURE_EXTRA_TABLES = {"predicted_vs_measured": ("loao",), "lr_finder": ("lr_finder",)}
+FIGURE_EXTRA_TABLES = {
+    "predicted_vs_measured": ("loao",),
+    "lr_finder": ("lr_finder",),
+    "laws": ("laws",),
+}
 
 # Columns of milr's tables that hold numbers: a value there that is not one is an error that
 # names the file, row and column (any other column whose values are mostly numbers is checked

@@ -20,13 +20,13 @@ from milr.names import (
     format_threshold,
 )
 from milr.settings import (
-    GENERATORS,
     FitOptions,
     PredictOptions,
     RangeTestSettings,
     SearchSpec,
     SharpnessSettings,
     TrainSettings,
+    data_spec,
     to_flags,
 )
 
@@ -114,13 +114,11 @@ def _join(flags: Mapping[str, Any]) -> str:
 
 
 def data_args(config: Mapping[str, Any], dataset: str) -> str:
-    """``milr prepare`` flags: a generator's settings (downloads need none: where they are kept,
-    config's data_dir, reaches the job as MILR_DATA_DIR and changes no result)."""
-    spec = GENERATORS.get(dataset)
-    if spec is None:
-        return ""
-    section = config["datasets"][dataset].get(dataset, {})
-    return _join(to_flags(spec(**section), prefix=f"{dataset}-"))
+    """``milr prepare`` flags: a generator's settings, or a download's subset (where downloads
+    are kept, config's data_dir, reaches the job as MILR_DATA_DIR and changes no result)."""
+    section, spec = data_spec(dataset)
+    values = config["datasets"][dataset].get(section, {})
+    return _join(to_flags(spec(**values), prefix=f"{section}-"))
 
 
 def search_spec(config: Mapping[str, Any], dataset: str) -> SearchSpec:

@@ -1,22 +1,23 @@
 """Use the law: η* predicted for an unseen architecture, with an interval that covers it.
 
-The law is the study's fit (:mod:`milr.fit`): least squares of log η* (the mean over seeds of each
-architecture's bracket midpoint) on log(depth x width), over the architectures that satisfy the
-study's condition (i). Its parameter intervals say how well α is known; they do not say where
-a new architecture's η* will fall, because architectures scatter about the law (R² < 1). The
-prediction interval here is the classical one for a new observation of a fitted line,
+The law is one of :mod:`milr.laws` (the paper's product law by default; ``--law best`` picks
+the one with the lowest leave-one-out error), fitted by least squares of log η* (the mean over
+seeds of each architecture's bracket midpoint) over the architectures that satisfy the study's
+condition (i). Its parameter intervals say how well the exponents are known; they do not say
+where a new architecture's η* will fall, because architectures scatter about the law (R² < 1).
+The prediction interval here is the classical one for a new observation of a linear model,
 
-    log η̂ ± t_{n-2, (1+level)/2} · s · sqrt(1 + 1/n + (x - x̄)² / Sxx),
+    log η̂ ± t_{n-p, (1+level)/2} · s · sqrt(1 + x₀ᵀ(XᵀX)⁻¹x₀),
 
-with s the residual standard deviation of the architectures about the line: the scatter, not
-only the fit's uncertainty. :func:`leave_one_out` checks the claim on the study itself: each
+with s the residual standard deviation of the architectures about the law: the scatter, not
+only the fit's uncertainty (for the product law, 1 + 1/n + (x - x̄)² / Sxx).
+:func:`leave_one_out` checks the claim on the study itself: each
 architecture is left out, predicted from the others, and the measured η* is inside the
 interval about ``level`` of the time if the interval is honest.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import asdict, dataclass
 
@@ -24,33 +25,9 @@ import numpy as np
 import pandas as pd
 
 from milr import MilrError
-from milr.fit import (
-    MIN_ARCHITECTURES,
-    Line,
-    eta_point,
-    fit_line,
-    r_squared,
-    select_points,
-)
+from milr.laws import LAWS, LawFit, fit_law, points_for
 from milr.records import Study
 from milr.settings import FitOptions, PredictOptions
-
-
-@dataclass(frozen=True)
-class Law(Line):
-    """log η* = intercept + slope · log(depth x width), with what a prediction interval needs."""
-
-    r2: float
-    x_min: float  # the fitted range of depth x width
-    x_max: float
-
-    @property
-    def alpha(self) -> float:
-        return -self.slope
-
-    @property
-    def C(self) -> float:
-        return math.exp(self.intercept)
 
 
 @dataclass
@@ -60,64 +37,54 @@ class Prediction:
     eta: float
     low: float
     high: float
-    outside_range: bool  # depth x width outside the architectures the law was fitted on
+    outside_range: bool  # outside the architectures the law was fitted on (in its variables)
     condition_i: bool  # width >= min_width_over_depth x depth
 
 
-def architecture_points(eta: pd.DataFrame, options: FitOptions) -> pd.DataFrame:
-    """One row per architecture with a measured η*: the mean log of its seeds' bracket midpoints
-    (what the fit uses) and the geometric mean of their brackets. ``eta`` holds one
-    (dataset, variant, threshold)."""
-    chosen, _ = select_points(eta, options)
-    chosen = chosen.assign(point=eta_point(chosen)).dropna(subset=["point"])
-    logs = chosen.assign(
-        log_y=np.log(chosen.point),
-        log_low=np.log(chosen.bracket_low.astype(float)),
-        log_high=np.log(chosen.bracket_high.astype(float)),
-    )
-    grouped = logs.groupby(["depth", "width"], as_index=False).agg(
-        log_y=("log_y", "mean"),
-        log_low=("log_low", "mean"),
-        log_high=("log_high", "mean"),
-        seeds=("seed", "count"),
-    )
-    grouped["log_x"] = np.log(grouped.depth * grouped.width)
-    return grouped
+def choose_law(name: str, eta: pd.DataFrame, options: FitOptions) -> LawFit:
+    """The law ``name`` fitted to one (dataset, variant, threshold)'s η* jobs; ``best``: the
+    law with the lowest leave-one-out error among those that can be fitted."""
+    points = points_for(eta, options)[1]
+    if name != "best":
+        return fit_law(LAWS[name], points)
+    fits = []
+    for spec in LAWS.values():
+        try:
+            fits.append(fit_law(spec, points))
+        except MilrError:
+            continue
+    ranked = [f for f in fits if np.isfinite(f.loo_rmse)]
+    if not ranked:
+        return fit_law(LAWS["product"], points)  # raises the reason
+    return min(ranked, key=lambda f: f.loo_rmse)
 
 
-def fit_law(points: pd.DataFrame) -> Law:
-    """The least-squares line through the architectures' (log_x, log_y)."""
-    n = len(points)
-    x, y = points.log_x.to_numpy(float), points.log_y.to_numpy(float)
-    if n < MIN_ARCHITECTURES or np.ptp(x) == 0:
-        raise MilrError(
-            f"{n} architectures with a measured η*: a law needs at least {MIN_ARCHITECTURES} "
-            "with distinct depth x width"
-        )
-    line = fit_line(x, y)  # the study's fit, computed the same way
-    return Law(
-        **dataclasses.asdict(line),
-        r2=r_squared(x, y, line.slope, line.intercept),
-        x_min=float(math.exp(x.min())),
-        x_max=float(math.exp(x.max())),
-    )
+def outside(law: LawFit, depth: int, width: int) -> bool:
+    """Whether the architecture lies outside the fitted range of the law's own variables."""
+    tolerance = 1e-9
+    if law.spec.name == "product":
+        low, high = law.log_dw_range
+        return not low - tolerance <= math.log(depth * width) <= high + tolerance
+    d_low, d_high = law.log_d_range
+    off = not d_low - tolerance <= math.log(depth) <= d_high + tolerance
+    if law.spec.name == "separate":
+        w_low, w_high = law.log_w_range
+        off |= not w_low - tolerance <= math.log(width) <= w_high + tolerance
+    return off
 
 
 def predict(
-    law: Law, depth: int, width: int, level: float, min_width_over_depth: float
+    law: LawFit, depth: int, width: int, level: float, min_width_over_depth: float
 ) -> Prediction:
     """η* of a depth x width network, with its ``level`` prediction interval."""
-    x = math.log(depth * width)
-    centre = law.intercept + law.slope * x
-    spread = law.residual_sd * math.sqrt(1 + 1 / law.n + (x - law.x_mean) ** 2 / law.sxx)
-    half = law.t_quantile(level) * spread
+    eta, low, high = law.predict(depth, width, level)
     return Prediction(
         depth=depth,
         width=width,
-        eta=math.exp(centre),
-        low=math.exp(centre - half),
-        high=math.exp(centre + half),
-        outside_range=not law.x_min <= depth * width <= law.x_max,
+        eta=eta,
+        low=low,
+        high=high,
+        outside_range=outside(law, depth, width),
         condition_i=width >= min_width_over_depth * depth,
     )
 
@@ -142,14 +109,19 @@ def fit_options_of(fits: pd.DataFrame, dataset: str, variant: str, threshold: fl
             f"the study has no law for {dataset}/{variant} at t={threshold:g}: {row.error}"
         )
     bracket = row.get("max_relative_bracket", math.nan)
+    censoring = row.get("censoring", "exclude")
     return FitOptions(
         min_width_over_depth=float(row.min_width_over_depth),
         max_relative_bracket=None if pd.isna(bracket) else float(bracket),
+        censoring=censoring if isinstance(censoring, str) else "exclude",
     )
 
 
-def leave_one_out(eta: pd.DataFrame, fits: pd.DataFrame, options: PredictOptions) -> pd.DataFrame:
-    """Every architecture of every fitted η* law, predicted by the law refitted without it."""
+def leave_one_out(
+    eta: pd.DataFrame, fits: pd.DataFrame, options: PredictOptions, law: str = "product"
+) -> pd.DataFrame:
+    """Every measured architecture of every fitted η* law, predicted by ``law`` refitted
+    without it (``best``: the law chosen anew without it, as a user would)."""
     rows = []
     ok = eta[eta.status == "ok"] if "status" in eta else eta
     for (dataset, variant, threshold), group in ok.groupby(["dataset", "variant", "threshold"]):
@@ -157,16 +129,18 @@ def leave_one_out(eta: pd.DataFrame, fits: pd.DataFrame, options: PredictOptions
             fit_options = fit_options_of(fits, dataset, variant, float(threshold))
         except MilrError:
             continue  # no law to validate (too few architectures): fits.csv says why
-        points = architecture_points(group, fit_options)
-        for i in range(len(points)):
+        archs = points_for(group, fit_options)[0]
+        for i in np.flatnonzero(archs.kind == "value"):
+            left_out = archs.iloc[i]
+            rest = group[(group.depth != left_out.depth) | (group.width != left_out.width)]
             try:
-                law = fit_law(points.drop(index=points.index[i]))
+                fitted = choose_law(law, rest, fit_options)
             except MilrError:
                 continue
-            left_out = points.iloc[i]
-            guess = predict(law, int(left_out.depth), int(left_out.width), options.level,
+            guess = predict(fitted, int(left_out.depth), int(left_out.width), options.level,
                             fit_options.min_width_over_depth)  # fmt: skip
             measured = math.exp(left_out.log_y)
+            alpha = fitted.exponent_interval((1, 0))[0]
             rows.append({
                 "dataset": dataset, "variant": variant, "threshold": float(threshold),
                 "depth": guess.depth, "width": guess.width, "seeds": int(left_out.seeds),
@@ -174,11 +148,13 @@ def leave_one_out(eta: pd.DataFrame, fits: pd.DataFrame, options: PredictOptions
                 "bracket_high": math.exp(left_out.log_high), "predicted": guess.eta,
                 "low": guess.low, "high": guess.high, "inside": guess.low <= measured <= guess.high,
                 "outside_range": guess.outside_range, "level": options.level,
-                "law_r2": law.r2, "law_alpha": law.alpha, "law_architectures": law.n,
+                "law": fitted.spec.name, "law_r2": fitted.r2, "law_alpha": alpha,
+                "law_architectures": fitted.n,
             })  # fmt: skip
     columns = ["dataset", "variant", "threshold", "depth", "width", "seeds", "measured",
                "bracket_low", "bracket_high", "predicted", "low", "high", "inside",
-               "outside_range", "level", "law_r2", "law_alpha", "law_architectures"]  # fmt: skip
+               "outside_range", "level", "law", "law_r2", "law_alpha",
+               "law_architectures"]  # fmt: skip
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -191,17 +167,44 @@ def coverage(loao: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def prediction_rows(law: Law, predictions: list[Prediction]) -> pd.DataFrame:
-    return pd.DataFrame([asdict(p) for p in predictions]).assign(alpha=law.alpha, r2=law.r2)
+def prediction_rows(law: LawFit, predictions: list[Prediction]) -> pd.DataFrame:
+    a, b = law.exponents()
+    return pd.DataFrame([asdict(p) for p in predictions]).assign(
+        law=law.spec.name, a=a, b=b, r2=law.r2
+    )
 
 
-def _note(p: Prediction, law: Law, min_ratio: float) -> str:
+def _note(p: Prediction, law: LawFit, min_ratio: float) -> str:
     notes = []
     if p.outside_range:
-        notes.append(f"outside the fitted depth x width {law.x_min:g}-{law.x_max:g}")
+        notes.append(f"outside the fitted {law_variables(law)}")
     if not p.condition_i:
         notes.append(f"width < {min_ratio:g} x depth: condition (i) fails, the law may not hold")
     return "; ".join(notes)
+
+
+def law_variables(law: LawFit) -> str:
+    """The fitted range of the law's variables, as a reader wants it."""
+
+    def span(log_range: tuple[float, float]) -> str:
+        return f"{math.exp(log_range[0]):g}-{math.exp(log_range[1]):g}"
+
+    if law.spec.name == "product":
+        return f"depth x width {span(law.log_dw_range)}"
+    text = f"depths {span(law.log_d_range)}"
+    return text + f", widths {span(law.log_w_range)}" if law.spec.name == "separate" else text
+
+
+def law_formula(law: LawFit) -> str:
+    """The fitted law with its numbers: η* ≈ C · depth^-a · width^-b in the law's own form."""
+    a, b = law.exponents()
+    c = math.exp(law.beta[0])
+    return {
+        "product": f"{c:.4g} (depth x width)^-{a:.3f}",
+        "separate": f"{c:.4g} depth^-{a:.3f} width^-{b:.3f}",
+        "depth": f"{c:.4g} depth^-{a:.3f}",
+        "depth_3/2": f"{c:.4g} depth^-3/2",
+    }[law.spec.name]
 
 
 def predict_table(
@@ -213,6 +216,7 @@ def predict_table(
     threshold: float | None,
     architectures: list[tuple[int, int]],
     options: PredictOptions,
+    law_name: str = "product",
 ) -> tuple[str, pd.DataFrame]:
     """The printed report and the table of predictions for ``architectures``."""
     variant = variant or study.primary_variant
@@ -224,20 +228,24 @@ def predict_table(
         threshold = study.thresholds[dataset]
     fit_options = fit_options_of(fits, dataset, variant, threshold)
     rows = law_rows(eta[eta.status == "ok"], dataset, variant, threshold)
-    law = fit_law(architecture_points(rows, fit_options))
+    law = choose_law(law_name, rows, fit_options)
     if not law.r2 >= options.min_r2:
         raise MilrError(
-            f"the law for {dataset}/{variant} at t={threshold:g} has R² {law.r2:.2f} < "
-            f"{options.min_r2:g}: too weak to predict from (--min-r2 lowers the floor)"
+            f"the {law.spec.name} law for {dataset}/{variant} at t={threshold:g} has R² "
+            f"{law.r2:.2f} < {options.min_r2:g}: too weak to predict from (--min-r2 lowers the "
+            "floor)"
         )
     ratio = fit_options.min_width_over_depth
     predictions = [predict(law, d, w, options.level, ratio) for d, w in architectures]
+    chosen = " (best: lowest leave-one-out error)" if law_name == "best" else ""
+    check = leave_one_out(rows, fits, options, law_name)
     lines = [
-        f"{dataset}, input-layer variant {variant}, t = {threshold:g}: η* ≈ {law.C:.4g} "
-        f"(depth x width)^-{law.alpha:.3f}; R² {law.r2:.2f} over {law.n} architectures "
-        f"(depth x width {law.x_min:g}-{law.x_max:g}); architectures scatter about it by "
+        f"{dataset}, input-layer variant {variant}, t = {threshold:g}, {law.spec.name} law"
+        f"{chosen}: η* ≈ {law_formula(law)}; R² {law.r2:.2f} over {law.n} architectures "
+        f"({law_variables(law)}); architectures scatter about it by "
         f"x{math.exp(law.residual_sd):.2f} (1 sd)",
-        f"{options.level:.0%} prediction intervals include that scatter.",
+        f"{options.level:.0%} prediction intervals include that scatter; left out one at a "
+        f"time, {int(check.inside.sum())} of {len(check)} architectures fell inside theirs.",
         f"{'depth':>5} {'width':>6} {'d x w':>7} {'η*':>9}  {'interval':<21} note",
     ]
     for p in predictions:

@@ -227,6 +227,15 @@ class Mnist1dSpec(Settings):
 
 
 @dataclass(frozen=True)
+class SubsetSpec(Settings):
+    """The first samples of a downloaded dataset's splits (tests and quick looks; a study uses
+    all of them). Standardisation then uses the subset's own training statistics."""
+
+    train: int | None = setting(None, help="first N training samples (default: all)", minimum=1)
+    val: int | None = setting(None, help="first N validation samples (default: all)", minimum=1)
+
+
+@dataclass(frozen=True)
 class FitOptions(Settings):
     """Which points enter a power-law fit, and how its interval is estimated."""
 
@@ -235,6 +244,11 @@ class FitOptions(Settings):
     )
     max_relative_bracket: float | None = setting(
         None, help="drop points whose bracket high/low exceeds this (default: keep all)", above=1
+    )
+    censoring: str = setting(
+        "exclude",
+        help="architectures with a censored seed: exclude them whole, or fit them as bounds",
+        choices=("exclude", "bounds"),
     )
 
 
@@ -273,6 +287,15 @@ class RangeTestSettings(Settings):
 
 # Datasets drawn or generated from settings (the others are downloaded): their config section.
 GENERATORS: dict[str, type] = {"gaussian": GaussianSpec, "mnist1d": Mnist1dSpec}
+# The config section of a downloaded dataset: which of its samples a study uses.
+SUBSET_SECTION = "subset"
+
+
+def data_spec(dataset: str) -> tuple[str, type]:
+    """A dataset's settings section in the config and the class that defines it."""
+    if dataset in GENERATORS:
+        return dataset, GENERATORS[dataset]
+    return SUBSET_SECTION, SubsetSpec
 
 
 def gaussian_bayes_accuracy(mahalanobis: float) -> float:

@@ -40,12 +40,13 @@ MILR_PYTHON = (
     # ${{...}} once formatted here: Snakemake formats the shell prefix like a command
     else f"export MILR_PYTHON=${{{{MILR_PYTHON:-{shlex.quote(sys.executable)}}}}}"
 )
-# Where raw downloads live and how long a job waits for a GPU change no result: environment
-# variables, not job params.
+# Where raw downloads live, how long a job waits for a GPU and how many jobs share one change no
+# result: environment variables, not job params.
 shell.prefix(
     f"set -euo pipefail; export PATH={shlex.quote(str(PACKAGE_ROOT / 'bin'))}:$PATH; "
     f"{MILR_PYTHON}; export MILR_DATA_DIR={shlex.quote(str(config['data_dir']))}; "
     f"export MILR_GPU_WAIT_S={config['gpu_wait_s']}; "
+    f"export MILR_JOBS_PER_GPU={config['jobs_per_gpu']}; "
 )
 # Jobs that train ask for a GPU only when the config says the study runs on CUDA.
 GPU = 1 if config["device"] == "cuda" else 0
@@ -82,6 +83,7 @@ def all_targets():
         f"{R}/tables/eta_star.csv",
         f"{R}/tables/sharpness.csv",
         f"{R}/tables/fits.csv",
+        f"{R}/tables/laws.csv",
         f"{R}/tables/loao.csv",
         f"{R}/tables/lr_finder.csv",
         *[f"{R}/figures/{name}.png" for name in plan.supported_figures(config)],
@@ -93,6 +95,7 @@ def figure_tables(name):
     made_by = {
         "loao": rules.validate.output.loao,
         "lr_finder": rules.lr_finder.output.table,
+        "laws": rules.fit.output.laws,
     }
     return {option: made_by[option] for option in FIGURE_EXTRA_TABLES.get(name, ())}
 

@@ -9,7 +9,7 @@ for figure_name in FIGURES:
             **figure_tables(figure_name),
             eta=rules.aggregate.output.eta,
             sharpness=rules.aggregate.output.sharpness,
-            fits=rules.fit.output[0],
+            fits=rules.fit.output.fits,
             probes=rules.aggregate.output.probes,
             study=rules.aggregate.output.study,
         output:

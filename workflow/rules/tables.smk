@@ -42,7 +42,12 @@ rule fit:
         sharpness=rules.aggregate.output.sharpness,
         study=rules.aggregate.output.study,
     output:
-        report(f"{R}/tables/fits.csv", caption="../report/table.rst", category="Tables"),
+        fits=report(
+            f"{R}/tables/fits.csv", caption="../report/table.rst", category="Tables"
+        ),
+        laws=report(
+            f"{R}/tables/laws.csv", caption="../report/table.rst", category="Tables"
+        ),
     log:
         f"{R}/logs/fit.log",
     localrule: True
@@ -54,8 +59,7 @@ rule fit:
         code=CODE["fit"],
     shell:
         "milr fit --eta {input.eta} --sharpness {input.sharpness} --study {input.study}"
-        " --out {output}"
-        " {params.args} > {log} 2>&1"
+        " --out {output.fits} --laws-out {output.laws} {params.args} > {log} 2>&1"
 
 
 rule validate:
@@ -63,7 +67,7 @@ rule validate:
     and how often its measured eta* falls inside the prediction interval."""
     input:
         eta=rules.aggregate.output.eta,
-        fits=rules.fit.output[0],
+        fits=rules.fit.output.fits,
         study=rules.aggregate.output.study,
     output:
         loao=report(
