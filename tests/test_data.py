@@ -1,17 +1,23 @@
-"""Datasets: the Gaussian task, MNIST through torchvision on hand-made IDX files, the cache
-layer (which the CIFAR-10 path uses), and the one-line errors for offline and corrupt data."""
+"""Datasets: the Gaussian task, MNIST-1D, MNIST on hand-made IDX files and Fashion-MNIST on the
+real ones (one loader), the cache layer (which the CIFAR-10 path uses), and the one-line errors
+for missing, offline and corrupt data."""
 
 from __future__ import annotations
 
+import dataclasses
+import gzip
 import hashlib
+import os
 import random
+import shutil
 import struct
 import urllib.error
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from milr import MilrError
+from milr import MilrError, MilrFailure, idx
 from milr.data import (
     cache_payload,
     load_cache,
@@ -21,7 +27,7 @@ from milr.data import (
     prepare,
     save_cache,
 )
-from milr.settings import GaussianSpec, Mnist1dSpec
+from milr.settings import GaussianSpec, Mnist1dSpec, SubsetSpec
 
 
 def write_idx(path, array: np.ndarray) -> None:
@@ -178,3 +184,126 @@ def test_mnist1d_is_standardised_on_training_statistics_only(tmp_path):
     assert torch.allclose(data.x_val.double(), expected_val, atol=1e-5)
     assert data.in_dim == 40 and data.num_classes == 10 and data.name == "mnist1d"
     assert arrays_digest(payload) == arrays_digest(make_mnist1d(SMALL_MNIST1D))
+
+
+# --- Fashion-MNIST: the real files, through the loader MNIST uses ------------------------------
+
+FASHION_SYSTEM = idx.SOURCES["fashion_mnist"].system_dirs[0]
+# The cached arrays of the real files (milr.data.payload_fingerprint): a change to the loader,
+# the standardisation statistics or the files fails here.
+FASHION_FINGERPRINT = "a1bfb6cd3db58f08"
+
+
+def fashion_files_or_skip() -> Path:
+    """The Debian package's folder; .ci/run installs it and sets MILR_REQUIRE_FASHION=1, so there
+    a missing package fails instead of skipping."""
+    if not (FASHION_SYSTEM / "train-images-idx3-ubyte.gz").is_file():
+        if os.environ.get("MILR_REQUIRE_FASHION") == "1":
+            pytest.fail(f"{FASHION_SYSTEM} is missing: apt-get install dataset-fashion-mnist")
+        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    return FASHION_SYSTEM
+
+
+def numpy_idx(path: Path, header: int) -> np.ndarray:
+    """An independent reader: gunzip, skip the header, bytes as they are."""
+    return np.frombuffer(gzip.decompress(path.read_bytes()), np.uint8, offset=header)
+
+
+def test_fashion_mnist_real_files_end_to_end(tmp_path):
+    """The official 60,000 + 10,000 images of 28 x 28, read from the Debian package's folder
+    (data_dir has none), equal to what a plain numpy reader finds in the same files."""
+    system = fashion_files_or_skip()
+    out = tmp_path / "fashion.pt"
+    info = prepare("fashion_mnist", out, tmp_path / "data", download=False)
+    assert info["source"] == str(system) and info["validation"] == "official test split"
+    payload = torch.load(out, weights_only=True)
+    assert payload["x_train"].shape == (60000, 784) and payload["x_val"].shape == (10000, 784)
+    assert payload["x_train"].dtype == torch.uint8
+    assert torch.bincount(payload["y_train"]).tolist() == [6000] * 10
+    assert torch.bincount(payload["y_val"]).tolist() == [1000] * 10
+    assert int(payload["x_train"].min()) == 0 and int(payload["x_train"].max()) == 255
+    images = numpy_idx(system / "train-images-idx3-ubyte.gz", 16).reshape(60000, 784)
+    labels = numpy_idx(system / "t10k-labels-idx1-ubyte.gz", 8)
+    assert np.array_equal(payload["x_train"].numpy(), images)
+    assert np.array_equal(payload["y_val"].numpy(), labels)
+    assert payload["fingerprint"] == FASHION_FINGERPRINT
+    data = load_cache(out)
+    assert data.in_dim == 784 and data.num_classes == 10
+    assert abs(float(data.x_train.mean())) < 1e-3  # standardised on training statistics
+
+
+def place_fashion(root: Path) -> Path:
+    """Copies of the real files in data_dir's torchvision layout (FashionMNIST/raw)."""
+    raw = root / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    for path in fashion_files_or_skip().glob("*-ubyte.gz"):
+        shutil.copy(path, raw / path.name)
+    return raw
+
+
+def test_fashion_files_in_data_dir_come_first_and_unzipped_ones_read_the_same(tmp_path):
+    raw = place_fashion(tmp_path / "data")
+    labels = raw / "t10k-labels-idx1-ubyte.gz"
+    (raw / "t10k-labels-idx1-ubyte").write_bytes(gzip.decompress(labels.read_bytes()))
+    labels.unlink()  # one file unzipped, as torchvision leaves them
+    info = prepare("fashion_mnist", tmp_path / "f.pt", tmp_path / "data", download=False,
+                   subset=SubsetSpec(train=500, val=200))  # fmt: skip
+    assert info["source"] == str(raw) and info["subset"] == {"train": 500, "val": 200}
+    payload = torch.load(tmp_path / "f.pt", weights_only=True)
+    assert payload["x_train"].shape == (500, 784) and payload["y_val"].shape == (200,)
+    assert (tmp_path / "f.pt").stat().st_size < 1_000_000  # the subset, not the whole storage
+
+
+def test_a_corrupted_fashion_file_fails_its_pin_in_one_line(tmp_path):
+    raw = place_fashion(tmp_path / "data")
+    labels = raw / "train-labels-idx1-ubyte.gz"
+    content = bytearray(gzip.decompress(labels.read_bytes()))
+    content[100] = (content[100] + 1) % 10  # one label changed: still a valid IDX file
+    labels.write_bytes(gzip.compress(bytes(content)))
+    with pytest.raises(MilrError) as err:
+        prepare("fashion_mnist", tmp_path / "f.pt", tmp_path / "data", download=False)
+    message = str(err.value)
+    assert "\n" not in message and "fails its SHA-256 check" in message and str(labels) in message
+    assert "apt-get install dataset-fashion-mnist" in message
+    assert not (tmp_path / "f.pt").exists()
+
+
+def test_fashion_missing_everywhere_says_what_to_install_or_place(tmp_path, monkeypatch):
+    source = dataclasses.replace(idx.SOURCES["fashion_mnist"], system_dirs=(tmp_path / "none",))
+    monkeypatch.setitem(idx.SOURCES, "fashion_mnist", source)
+    with pytest.raises(MilrError) as err:
+        prepare("fashion_mnist", tmp_path / "f.pt", tmp_path / "data", download=False)
+    message = str(err.value)
+    assert "\n" not in message and "apt-get install dataset-fashion-mnist" in message
+    assert str(tmp_path / "data" / "FashionMNIST" / "raw") in message
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr("torchvision.datasets.mnist.download_and_extract_archive", offline)
+    with pytest.raises(MilrFailure, match="could not download fashion_mnist .*apt-get install"):
+        prepare("fashion_mnist", tmp_path / "f.pt", tmp_path / "data")
+
+
+@pytest.mark.parametrize(
+    ("damage", "why"),
+    [
+        (lambda b: b[:-3], "bytes where its header"),
+        (lambda b: b"\x00\x00\x0d" + b[3:], "type code"),
+        (lambda b: b"PK" + b[2:], "no IDX header"),
+    ],
+)
+def test_broken_idx_files_are_named_with_what_is_wrong(tmp_path, damage, why):
+    raw = fake_mnist(tmp_path / "raw")
+    images = raw / "t10k-images-idx3-ubyte"
+    images.write_bytes(damage(images.read_bytes()))
+    with pytest.raises(MilrError, match=why):
+        prepare("mnist", tmp_path / "m.pt", tmp_path / "raw", download=False)
+
+
+def test_a_subset_larger_than_the_split_or_of_a_generated_dataset_is_refused(tmp_path):
+    fake_mnist(tmp_path / "raw")
+    with pytest.raises(MilrError, match="subset train: 51 samples asked, the split has 50"):
+        prepare("mnist", tmp_path / "m.pt", tmp_path / "raw", subset=SubsetSpec(train=51))
+    with pytest.raises(MilrError, match="generated, not downloaded"):
+        prepare("gaussian", tmp_path / "g.pt", tmp_path, subset=SubsetSpec(train=10))

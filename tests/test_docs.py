@@ -162,7 +162,7 @@ def test_a_second_run_another_way_gives_the_same_tables(checkout):
     assert "rule bisect:" in again.stdout + again.stderr  # one job per seed this time
     first, second = checkout / "results/tiny/tables", checkout / "results/tiny-again/tables"
     tables = sorted(p.name for p in first.glob("*.csv"))
-    assert len(tables) == 8 and tables == sorted(p.name for p in second.glob("*.csv"))
+    assert len(tables) == 9 and tables == sorted(p.name for p in second.glob("*.csv"))
     for name in tables:
         a, b = (pd.read_csv(folder / name, dtype=str) for folder in (first, second))
         keep = [c for c in a.columns if c not in NOT_RESULTS]

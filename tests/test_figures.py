@@ -12,6 +12,7 @@ from milr import MilrError
 from milr.baseline import compare
 from milr.figures import REGISTRY, Tables, draw, save
 from milr.fit import fit_tables
+from milr.laws import laws_table
 from milr.names import FIGURES
 from milr.predict import leave_one_out
 from milr.records import Study
@@ -82,8 +83,9 @@ def tables():
     fits = fit_tables(eta, sharp, FitOptions(min_width_over_depth=8))
     loao = leave_one_out(eta, fits, PredictOptions())
     finder = compare(range_tests(eta), eta, SPEC.thresholds)
+    laws = laws_table(eta, FitOptions(min_width_over_depth=8))
     return Tables(eta, sharp, fits, pd.DataFrame(probes), SPEC, config_name="test.yaml",
-                  loao=loao, lr_finder=finder)  # fmt: skip
+                  loao=loao, lr_finder=finder, laws=laws)  # fmt: skip
 
 
 def test_every_figure_name_has_one_registered_function():
@@ -280,3 +282,22 @@ def test_the_same_figure_gives_the_same_bytes(tables, tmp_path):
         save(draw("lambda1", tables), *paths)
         files.append([p.read_bytes() for p in paths])
     assert files[0] == files[1]
+
+
+def test_laws_figure_draws_each_law_of_laws_csv_over_the_points(tables):
+    """Every law curve drawn is C · depth^-a · width^-b of its laws.csv row: on the depth panel
+    one curve per width for a law with a width term, one for a law without."""
+    drawn = draw("laws", tables)
+    ax = drawn.figure.axes[0]  # gaussian, against depth
+    laws = tables.laws[(tables.laws.dataset == "gaussian") & (tables.laws.variant == "small")
+                       & (tables.laws.threshold == SPEC.thresholds["gaussian"])]  # fmt: skip
+    curves = [line for line in ax.get_lines() if line.get_gid() == "law"]
+    widths = sorted(tables.eta[tables.eta.width >= 8 * tables.eta.depth].width.unique())
+    expected = sum(len(widths) if row.b != 0 else 1 for row in laws.itertuples())
+    assert len(curves) == expected
+    product = laws[laws.law == "product"].iloc[0]
+    x, y = curves[0].get_data()
+    assert y == pytest.approx(product.C * x**-product.a * widths[0] ** -product.b, rel=1e-9)
+    assert "best by leave-one-out" in drawn.caption
+    with pytest.raises(MilrError, match="needs --laws"):
+        draw("laws", dataclasses.replace(tables, laws=None))

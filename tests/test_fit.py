@@ -130,7 +130,7 @@ def test_censored_jobs_are_counted_named_and_kept_out():
     fits = fit_tables(eta, sharp, FitOptions()).set_index("quantity")
     row = fits.loc["eta_star"]
     assert row.n_censored == 2 and row.n_points == len(eta) - 2
-    assert row.censored == "1x32-s0 2x64-s0"
+    assert row.censored == "1x32:below 2x64:above" and row.n_censored_architectures == 2
     assert row.alpha == pytest.approx(ALPHA, abs=0.05)
 
 

@@ -24,15 +24,17 @@ import os, sys, time
 sys.path.insert(0, {pkg!r})
 from milr.gpu import acquire_gpu_slot
 from pathlib import Path
-slot = acquire_gpu_slot(gpu_ids=["0", "1", "2"], lock_dir=Path({locks!r}), poll_s=0.02)
+slot = acquire_gpu_slot(gpu_ids={ids!r}, lock_dir=Path({locks!r}), poll_s=0.02,
+                        jobs_per_gpu={shares})
 start = time.time()
 time.sleep({hold})
 print(slot.gpu_id, os.environ["CUDA_VISIBLE_DEVICES"], start, time.time(), flush=True)
 """
 
 
-def spawn(root, locks, hold):
-    code = WORKER.format(pkg=str(root / "workflow"), locks=str(locks), hold=hold)
+def spawn(root, locks, hold, ids=("0", "1", "2"), shares=1):
+    code = WORKER.format(pkg=str(root / "workflow"), locks=str(locks), hold=hold,
+                         ids=list(ids), shares=shares)  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k not in ("CUDA_VISIBLE_DEVICES",)}
     env.pop("SLURM_JOB_GPUS", None)
     env.pop("SLURM_STEP_GPUS", None)
@@ -54,6 +56,49 @@ def test_concurrent_jobs_never_share_a_slot(root, tmp_path):
         for gpu_b, start_b, end_b in spans[i + 1 :]:
             if gpu_a == gpu_b:
                 assert end_a <= start_b or end_b <= start_a, "two jobs held one GPU at once"
+
+
+def wait_until_held(folder: Path, count: int, timeout_s: float = 60) -> None:
+    """Until ``count`` lock files in ``folder`` are held by other processes."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        held = 0
+        for path in folder.glob("gpu*.lock"):
+            with open(path) as handle:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+                except BlockingIOError:
+                    held += 1
+        if held >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{count} slots never held in {folder}")
+
+
+def test_jobs_per_gpu_spreads_first_then_shares_never_beyond(root, tmp_path, monkeypatch):
+    """Two GPUs, two jobs per GPU: four jobs at once take GPUs 0, 1, 0, 1 (every GPU's first
+    slot before any second one), and a fifth finds no free slot while they hold theirs."""
+    holders = []
+    try:
+        for count in range(1, 5):
+            holders.append(spawn(root, tmp_path, 30, ids=("0", "1"), shares=2))
+            wait_until_held(tmp_path, count)  # one at a time: the order is the allocator's
+            if count == 2:  # both GPUs' first slots, no second slot even tried
+                assert sorted(p.name for p in tmp_path.glob("gpu*.lock")) == [
+                    "gpu0.lock", "gpu1.lock"]  # fmt: skip
+        for name in ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_GPUS", "SLURM_STEP_GPUS"):
+            monkeypatch.delenv(name, raising=False)
+        with pytest.raises(MilrError, match=r"no free GPU slot among \['0', '1'\] x 2"):
+            acquire_gpu_slot(gpu_ids=["0", "1"], lock_dir=tmp_path, timeout_s=0.5, poll_s=0.05,
+                             jobs_per_gpu=2)  # fmt: skip
+        locks = sorted(p.name for p in tmp_path.glob("gpu*.lock"))
+        assert locks == ["gpu0-1.lock", "gpu0.lock", "gpu1-1.lock", "gpu1.lock"]
+    finally:
+        for proc in holders:
+            proc.kill()
+        gpus = [proc.communicate()[0] for proc in holders]
+    assert all(out == "" for out in gpus)  # killed while holding: nothing printed yet
 
 
 def test_killed_job_frees_its_slot(root, tmp_path, monkeypatch):

@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 from milr import MilrError
 from milr.fit import fit_tables
+from milr.laws import design
 from milr.predict import (
-    architecture_points,
+    choose_law,
     coverage,
-    fit_law,
     leave_one_out,
     predict,
     predict_table,
@@ -57,7 +57,7 @@ def test_prediction_intervals_cover_new_architectures_at_their_level():
     rng = np.random.default_rng(0)
     hits, trials = 0, 1500
     for _ in range(trials):
-        law = fit_law(architecture_points(study_table(rng), OPTIONS))
+        law = choose_law("product", study_table(rng), OPTIONS)
         guess = predict(law, 3, 200, 0.95, OPTIONS.min_width_over_depth)
         hits += guess.low <= np.exp(log_eta(rng, 3, 200).mean()) <= guess.high
     assert abs(hits / trials - 0.95) <= 0.02, hits / trials
@@ -69,10 +69,10 @@ def test_parameter_only_intervals_would_not_cover():
     rng = np.random.default_rng(1)
     hits, trials = 0, 200
     for _ in range(trials):
-        law = fit_law(architecture_points(study_table(rng), OPTIONS))
-        x = np.log(3 * 200)
-        half = 2.2 * law.residual_sd * np.sqrt(1 / law.n + (x - law.x_mean) ** 2 / law.sxx)
-        centre = law.intercept + law.slope * x
+        law = choose_law("product", study_table(rng), OPTIONS)
+        x, offset = design(law.spec, np.log([3]), np.log([200]))
+        half = 2.2 * np.sqrt(x[0] @ law.cov @ x[0])  # the fit's uncertainty, no scatter
+        centre = x[0] @ law.beta + offset[0]
         hits += abs(log_eta(rng, 3, 200).mean() - centre) <= half
     assert hits / trials < 0.7
 
@@ -98,15 +98,16 @@ def test_law_is_the_least_squares_line_through_the_architecture_means():
     each architecture's mean log midpoint, then numpy's own polyfit and R²."""
     eta = study_table(np.random.default_rng(3))
     fits = fit_tables(eta, eta.iloc[0:0], OPTIONS)
-    law = fit_law(architecture_points(eta, OPTIONS))
+    law = choose_law("product", eta, OPTIONS)
     kept = eta[eta.width >= 16 * eta.depth]
     logs = np.log(np.sqrt(kept.bracket_low * kept.bracket_high))
     means = logs.groupby([kept.depth, kept.width]).mean()
     x = np.log([d * w for d, w in means.index])
     slope, intercept = np.polyfit(x, means.to_numpy(), 1)
     r2 = np.corrcoef(x, means.to_numpy())[0, 1] ** 2
-    assert law.alpha == pytest.approx(-slope, rel=1e-9) == fits.alpha.item()
-    assert pytest.approx(np.exp(intercept), rel=1e-9) == law.C
+    alpha = law.exponent_interval((1, 0))[0]
+    assert alpha == pytest.approx(-slope, rel=1e-9) == fits.alpha.item()
+    assert pytest.approx(np.exp(intercept), rel=1e-9) == np.exp(law.beta[0])
     assert law.r2 == pytest.approx(r2, rel=1e-9) == fits.r2.item()
 
 

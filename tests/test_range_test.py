@@ -112,7 +112,10 @@ def test_verdicts_against_the_bracket():
     assert verdict(2.0, low=1.0, high=1.5, no_success=False) == "above"
     assert verdict(1.2, low=1.0, high=1.5, no_success=False) == "near"
     assert verdict(0.05, low=1.0, high=1.5, no_success=False) == "far_below"
-    assert verdict(0.05, low=0.0, high=0.1, no_success=True) == "above"  # nothing trains
+    # no probe reached t: every rate tried failed, the smallest being 0.1 (the bracket's top)
+    assert verdict(0.5, low=0.0, high=0.1, no_success=True) == "above"  # 0.1 <= 0.5 failed
+    assert verdict(0.1, low=0.0, high=0.1, no_success=True) == "above"
+    assert verdict(0.05, low=0.0, high=0.1, no_success=True) == "unknown"  # never tried
     assert verdict(math.nan, low=1.0, high=1.5, no_success=False) == "none"
     # a fixed u that never failed: a rate above it is not known to fail
     assert verdict(9.0, low=3.0, high=4.0, no_success=False, hit_upper_bound=True) == "unknown"

@@ -50,12 +50,13 @@ def range_test_rows(paths: Iterable[str | Path]) -> pd.DataFrame:
 def verdict(
     suggestion: float, low: float, high: float, no_success: bool, hit_upper_bound: bool = False
 ) -> str:
-    """Where a suggested rate falls against η*'s final bracket [low, high]. Above a bracket
-    whose top never failed (a fixed u reached) is not known to fail: "unknown"."""
+    """Where a suggested rate falls against η*'s final bracket [low, high]. What the search
+    never tried is "unknown": above a bracket whose top never failed (a fixed u reached), or,
+    where no probe reached t, below the smallest rate it tried (``high``)."""
     if not math.isfinite(suggestion):
         return "none"
-    if no_success:
-        return "above"  # no rate reaches t within e epochs
+    if no_success:  # every rate tried failed: the suggestion fails if one at or below it did
+        return "above" if suggestion >= high else "unknown"
     if suggestion > high:
         return "unknown" if hit_upper_bound else "above"
     if suggestion < low / FAR_BELOW:
@@ -98,6 +99,7 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
                 "dataset": dataset, "variant": variant, "suggestion": name,
                 "networks": len(verdicts), "above": float((verdicts == "above").mean()),
                 "far_below": float((verdicts == "far_below").mean()),
+                "unknown": float((verdicts == "unknown").mean()),
                 "median_ratio": float(judged[f"{name}_ratio"].median()),
                 "median_cost_ratio": float(group.cost_ratio.median()),
             })  # fmt: skip

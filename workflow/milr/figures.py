@@ -27,8 +27,10 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: 
 from milr import MilrError  # noqa: E402
 from milr.fit import eta_point  # noqa: E402
 from milr.io import write_atomic  # noqa: E402
+from milr.laws import architecture_table, fitted, select_points  # noqa: E402
 from milr.names import FIGURES  # noqa: E402
 from milr.records import Study  # noqa: E402
+from milr.settings import FitOptions  # noqa: E402
 
 PANEL = (4.6, 2.9)  # inches per panel: one paper column, plus the legend beside the axes
 DEPTH_PALETTE = "viridis"
@@ -679,6 +681,94 @@ def figure_lr_finder(t: Tables) -> Drawn:
         f"{cost:.2g}× the wall time of one η* search (median). Config: {t.config_name}."
     )
     return Drawn(_per_dataset(rows, panel), caption)
+
+
+LAW_STYLE = {"product": "-", "separate": "--", "depth": "-.", "depth_3/2": ":"}
+
+
+def _law_curve(law: pd.Series, depth: np.ndarray, width: np.ndarray) -> np.ndarray:
+    """η* = C · depth^-a · width^-b of one laws.csv row."""
+    return law["C"] * depth ** (-law["a"]) * width ** (-law["b"])
+
+
+def _law_label(law: pd.Series) -> str:
+    best = " (best)" if str(law["best"]) == "True" else ""
+    return f"{law['law']}: ×{np.exp(law['loo_rmse']):.2f} LOO{best}"
+
+
+def _laws_panel(ax: plt.Axes, archs: pd.DataFrame, laws: pd.DataFrame, along: str) -> None:
+    """η* against ``along`` (depth or width), one colour per value of the other variable, each
+    law drawn over the points for each of those values (a law without that variable: black)."""
+    other = "width" if along == "depth" else "depth"
+    values = sorted(archs[other].unique())
+    palette = dict(zip(values, sns.color_palette(DEPTH_PALETTE, len(values)), strict=True))
+    span = np.geomspace(archs[along].min(), archs[along].max(), 40)
+    for value, group in archs.groupby(other):
+        ax.scatter(group[along], group["eta"], color=palette[value], s=22, zorder=3,
+                   label=f"{other} {value}")  # fmt: skip
+    for _, law in laws.iterrows():
+        uses_other = law["b"] != 0 if other == "width" else True
+        style = LAW_STYLE.get(law["law"], "-")
+        for value in values if uses_other else [values[0]]:
+            d, w = (span, np.full_like(span, value)) if along == "depth" else (
+                np.full_like(span, value), span)  # fmt: skip
+            colour = palette[value] if uses_other else "k"
+            ax.plot(span, _law_curve(law, d, w), style, color=colour, lw=1, gid="law")
+        ax.plot([], [], style, color="k", lw=1, label=_law_label(law))
+    _loglog(ax, along, "η*", f"η* against {along}")
+    _legend(ax)
+
+
+@figure("laws")
+def figure_laws(t: Tables) -> Drawn:
+    """Where each law fails: η* against depth (a line per width) and against width (a line per
+    depth), the paper's law and its rivals drawn over the points (primary variant, main t)."""
+    table = _require(_extra(t.laws, "--laws", "fit --laws-out"), "laws")
+    variant = t.study.primary_variant
+    rows = _require(_ok(_main_rows(t.eta, [variant])), f"η* rows for variant {variant}")
+    datasets = sorted(rows["dataset"].unique())
+    fig, axes = plt.subplots(len(datasets), 2, figsize=(PANEL[0] * 2, PANEL[1] * len(datasets)),
+                             squeeze=False)  # fmt: skip
+    notes = []
+    for ax_row, dataset in zip(axes, datasets, strict=True):
+        threshold = t.study.thresholds[dataset]
+        laws = table[(table["dataset"] == dataset) & (table["variant"] == variant)
+                     & np.isclose(table["threshold"].astype(float), threshold)]  # fmt: skip
+        laws = laws[laws["error"].fillna("").astype(str).isin(["", "nan"])]
+        censoring = str(laws["censoring"].iloc[0]) if len(laws) else "exclude"
+        options = FitOptions(min_width_over_depth=_fit_ratio(t.fits), censoring=censoring)
+        archs = fitted(architecture_table(select_points(rows[rows["dataset"] == dataset],
+                                                        options)[0]), censoring)  # fmt: skip
+        archs = archs[archs["kind"] == "value"].assign(eta=lambda a: np.exp(a["log_y"]))
+        if archs.empty or laws.empty:
+            for ax in ax_row:
+                ax.set_axis_off()
+            notes.append(f"{dataset}: no law fitted")
+            continue
+        for ax, along in zip(ax_row, ("depth", "width"), strict=True):
+            _laws_panel(ax, archs, laws, along)
+            ax.set_title(f"{dataset}, t = {threshold:g}: η* against {along}")
+        best = laws[laws["best"].astype(str) == "True"]
+        first = laws.iloc[0]
+        notes.append(
+            f"{dataset}: best by leave-one-out {best['law'].iloc[0] if len(best) else '?'}; "
+            f"{int(first['n_censored_architectures'])} architectures with a censored seed "
+            f"({first['censoring']})"
+        )
+    fig.tight_layout()
+    caption = (
+        "Which law? η* (geometric mean over seeds of each architecture's bracket midpoints, "
+        f"input-layer variant {variant}, the architectures the fits use: width/depth ≥ "
+        f"{_fit_ratio(t.fits):g}, every seed measured) "
+        "against depth, one colour per width (left), and against width, one colour per depth "
+        "(right). Lines: each law of laws.csv over the points, solid the paper's "
+        "C·(depth·width)^-α, dashed separate exponents C·depth^-a·width^-b, dash-dot depth only "
+        "C·depth^-a, dotted C·depth^-3/2 (Chen et al. 2024); a law without a width term is one "
+        "black line. Legend: each law's leave-one-architecture-out error as a factor. "
+        + "; ".join(notes)
+        + f". Config: {t.config_name}."
+    )
+    return Drawn(fig, caption)
 
 
 def draw(name: str, tables: Tables) -> Drawn:

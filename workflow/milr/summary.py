@@ -39,9 +39,18 @@ def _fit_label(row: pd.Series, study: Study) -> str:
     return f"η\\*, input layer at {factor:g}× (t = {row['threshold']:g}{role})"
 
 
+def _censored_archs(row: pd.Series) -> str:
+    archs = row.get("n_censored_architectures", math.nan)
+    left_out = row.get("n_left_out", math.nan)
+    if pd.isna(archs):
+        return "?"
+    return f"{int(archs)}, {int(left_out)} left out"
+
+
 def fits_table(fits: pd.DataFrame, study: Study) -> list[str]:
     lines = [
-        "| fit | α [95% interval] | R² | leave-one-out error | architectures | censored jobs |",
+        "| fit | α [95% interval] | R² | leave-one-out error | architectures "
+        "| censored jobs (architectures, left out) |",
         "|---|---|---|---|---|---|",
     ]
     for _, row in fits.iterrows():
@@ -53,7 +62,7 @@ def fits_table(fits: pd.DataFrame, study: Study) -> list[str]:
         lines.append(
             f"| {label} | {_number(row['alpha'])} {interval} | {_number(row['r2'])} "
             f"| ×{math.exp(row['loo_rmse']):.1f} | {int(row['n_architectures'])} "
-            f"| {int(row['n_censored'])} |"
+            f"| {int(row['n_censored'])} ({_censored_archs(row)}) |"
         )
     return lines
 
@@ -107,15 +116,46 @@ def coverage_table(coverage: pd.DataFrame, study: Study) -> list[str]:
 def finder_table(finder: pd.DataFrame, study: Study) -> list[str]:
     lines = [
         "| variant | suggestion | networks | above η\\* (would not reach t) | below η\\*/10 "
-        "| median suggestion / η\\* |",
-        "|---|---|---|---|---|---|",
+        "| not tried (unknown) | median suggestion / η\\* |",
+        "|---|---|---|---|---|---|---|",
     ]
     for _, row in finder.iterrows():
         factor = study.input_lr_variants.get(row["variant"], math.nan)
         lines.append(
             f"| input layer at {factor:g}× | {row['suggestion'].replace('_over_', ' / ')} "
             f"| {int(row['networks'])} | {row['above']:.0%} | {row['far_below']:.0%} "
-            f"| {row['median_ratio']:#.2g} |"
+            f"| {row.get('unknown', 0.0):.0%} | {row['median_ratio']:#.2g} |"
+        )
+    return lines
+
+
+def _interval(row: pd.Series, name: str) -> str:
+    """An exponent and its interval; a fixed one (an interval of zero width) as the number."""
+    low, high = row[f"{name}_low"], row[f"{name}_high"]
+    if low == high:
+        return f"{_number(row[name])} (fixed)"
+    return f"{_number(row[name])} [{_number(low)}, {_number(high)}]"
+
+
+def laws_table(laws: pd.DataFrame, study: Study) -> list[str]:
+    """The paper's law and its rivals at each dataset's main t: exponents, a - b, errors."""
+    lines = [
+        "| data, input layer | law | a (depth) | b (width) | a − b | R² | leave-one-out error "
+        "| ΔAICc |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    main = laws[laws["threshold"] == laws["dataset"].map(study.thresholds)]
+    for _, row in main.iterrows():
+        factor = study.input_lr_variants.get(row["variant"], math.nan)
+        where = f"{row['dataset']}, {factor:g}×"
+        if isinstance(row["error"], str) and row["error"]:
+            lines.append(f"| {where} | {row['law']} | {row['error']} | | | | | |")
+            continue
+        best = " **(best)**" if str(row["best"]) == "True" else ""
+        lines.append(
+            f"| {where} | {row['law']}{best} | {_interval(row, 'a')} | {_interval(row, 'b')} "
+            f"| {_interval(row, 'a_minus_b')} | {_number(row['r2'])} "
+            f"| ×{math.exp(row['loo_rmse']):.2f} | {_number(row['delta_aicc'], 1)} |"
         )
     return lines
 
@@ -134,6 +174,10 @@ def summary(tables: Path) -> str:
     fits = read_table(tables / "fits.csv", ("quantity", "alpha", "r2", "loo_rmse", "error"))
     parts = ["**Fits** (`fits.csv`):", "", *fits_table(fits, study), "",
              searches_line(eta), product_line(eta, sharpness, study)]  # fmt: skip
+    if (tables / "laws.csv").is_file():
+        laws = read_table(tables / "laws.csv", ("law", "a", "b", "loo_rmse", "best"))
+        parts += ["", "**Which law?** (`laws.csv`, main t; best: lowest leave-one-out error; "
+                  "intervals 95%):", "", *laws_table(laws, study)]  # fmt: skip
     if (tables / "loao_coverage.csv").is_file():
         coverage = read_table(tables / "loao_coverage.csv", ("covered", "architectures"),
                               may_be_empty=True)  # fmt: skip
