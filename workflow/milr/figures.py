@@ -27,7 +27,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: 
 from milr import MilrError  # noqa: E402
 from milr.fit import eta_point  # noqa: E402
 from milr.io import write_atomic  # noqa: E402
-from milr.laws import architecture_table, fitted, select_points  # noqa: E402
+from milr.laws import fitted, points_for  # noqa: E402
 from milr.names import FIGURES  # noqa: E402
 from milr.records import Study  # noqa: E402
 from milr.settings import FitOptions  # noqa: E402
@@ -737,8 +737,7 @@ def figure_laws(t: Tables) -> Drawn:
         laws = laws[laws["error"].fillna("").astype(str).isin(["", "nan"])]
         censoring = str(laws["censoring"].iloc[0]) if len(laws) else "exclude"
         options = FitOptions(min_width_over_depth=_fit_ratio(t.fits), censoring=censoring)
-        archs = fitted(architecture_table(select_points(rows[rows["dataset"] == dataset],
-                                                        options)[0]), censoring)  # fmt: skip
+        archs = fitted(points_for(rows[rows["dataset"] == dataset], options)[0], censoring)
         archs = archs[archs["kind"] == "value"].assign(eta=lambda a: np.exp(a["log_y"]))
         if archs.empty or laws.empty:
             for ax in ax_row:

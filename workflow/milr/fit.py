@@ -122,8 +122,7 @@ def fit_power_law(
 
 def eta_fit_row(group: pd.DataFrame, options: FitOptions) -> dict[str, object]:
     """The paper's law for one (dataset, variant, threshold) under ``options``."""
-    dropped = select_points(group, options)[1]
-    archs, points = points_for(group, options)
+    archs, points, dropped = points_for(group, options)
     row = {"n_selected_out": dropped, **censor_counts(archs, options.censoring)}
     n_points = int(fitted(archs, options.censoring).seeds.sum())
     try:

@@ -40,9 +40,10 @@ correction; lower is better, differences above ~2 matter).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -120,7 +121,6 @@ class LawFit:
     log_dw_range: tuple[float, float]
     loo_rmse: float = math.nan
     aicc: float = math.nan
-    xtx_inv: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
 
     def t(self, level: float = LEVEL) -> float:
         return float(stats.t.ppf((1 + level) / 2, self.dof))
@@ -184,13 +184,11 @@ def fit_law(spec: LawSpec, points: Points, with_loo: bool = True) -> LawFit:
         residual = y - x @ beta
         rss = float(residual @ residual)
         s2 = rss / (n - p)
-        xtx_inv = np.linalg.inv(x.T @ x)
-        cov = s2 * xtx_inv
+        cov = s2 * np.linalg.inv(x.T @ x)
         sigma_ml = math.sqrt(rss / n)
         log_likelihood = float(stats.norm.logpdf(residual, scale=max(sigma_ml, 1e-300)).sum())
     else:
         beta, cov, s2, log_likelihood = _tobit(x, y, points.kind, beta)
-        xtx_inv = cov / s2
     total = points.log_y[exact] - points.log_y[exact].mean()
     fitted = x[exact] @ beta + offset[exact]
     r2 = 1 - float(np.sum((points.log_y[exact] - fitted) ** 2)) / float(total @ total)
@@ -207,11 +205,10 @@ def fit_law(spec: LawSpec, points: Points, with_loo: bool = True) -> LawFit:
         log_w_range=_range(points.log_w),
         log_dw_range=_range(points.log_d + points.log_w),
         aicc=_aicc(log_likelihood, p + 1, n),
-        xtx_inv=xtx_inv,
     )
     if not with_loo:
         return fit
-    return LawFit(**{**fit.__dict__, "loo_rmse": loo_rmse(spec, points)})
+    return dataclasses.replace(fit, loo_rmse=loo_rmse(spec, points))
 
 
 def _range(values: np.ndarray) -> tuple[float, float]:
@@ -398,9 +395,7 @@ def law_row(fit: LawFit) -> dict[str, object]:
 
 def laws_for(eta: pd.DataFrame, options: FitOptions) -> list[dict[str, object]]:
     """Every law fitted to one (dataset, variant, threshold), best (lowest loo_rmse) marked."""
-    chosen, dropped = select_points(eta, options)
-    archs = architecture_table(chosen)
-    points = to_points(archs, options.censoring)
+    archs, points, dropped = points_for(eta, options)
     common = {"n_selected_out": dropped, **censor_counts(archs, options.censoring)}
     rows = []
     for spec in LAWS.values():
@@ -429,7 +424,9 @@ def laws_table(eta: pd.DataFrame, options: FitOptions) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=LAW_COLUMNS)
 
 
-def points_for(eta: pd.DataFrame, options: FitOptions) -> tuple[pd.DataFrame, Points]:
-    """The architectures of one law's η* jobs and the points its fit uses."""
-    archs = architecture_table(select_points(eta, options)[0])
-    return archs, to_points(archs, options.censoring)
+def points_for(eta: pd.DataFrame, options: FitOptions) -> tuple[pd.DataFrame, Points, int]:
+    """The architectures of one law's η* jobs, the points its fit uses, and how many jobs the
+    selection (condition (i), bracket width) left out."""
+    chosen, dropped = select_points(eta, options)
+    archs = architecture_table(chosen)
+    return archs, to_points(archs, options.censoring), dropped

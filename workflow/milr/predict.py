@@ -44,7 +44,7 @@ class Prediction:
 def choose_law(name: str, eta: pd.DataFrame, options: FitOptions) -> LawFit:
     """The law ``name`` fitted to one (dataset, variant, threshold)'s η* jobs; ``best``: the
     law with the lowest leave-one-out error among those that can be fitted."""
-    points = points_for(eta, options)[1]
+    points = points_for(eta, options)[1]  # architectures, points, jobs selected out
     if name != "best":
         return fit_law(LAWS[name], points)
     fits = []
