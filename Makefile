@@ -84,6 +84,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check workflow tests bench
 	$(BIN)/snakefmt --check Snakefile workflow/rules
 	$(BIN)/snakemake --lint --configfile presets/quick.yaml
+	$(BIN)/snakemake --lint --configfile presets/quick.yaml --config small_jobs_together=False
 
 # Freeze the conda envs into envs/<name>.<platform>.pin.txt (needs conda >= 24.7.1; README).
 pin-envs: $(STAMP)

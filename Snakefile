@@ -15,6 +15,7 @@ include: "workflow/rules/search.smk"
 include: "workflow/rules/sharpness.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/baseline.smk"
+include: "workflow/rules/small_jobs.smk"
 include: "workflow/rules/figures.smk"
 
 

@@ -6,7 +6,7 @@ Steps, each with its command, wall time and exit status in the report:
 2. tests/test_cuda.py (bisect with each trainer, λ1 against the exact eigenvalue, the range
    test, CUDA against CPU within the tolerances the file states);
 3. the benchmarks on CUDA (trainer vs DataLoader, stacked vs one by one, k-ary vs bisection, the
-   MNIST grid estimate);
+   MNIST grid estimate, λ1 and range tests as three processes vs one `milr together`);
 4. presets/quick.yaml with device: cuda through Snakemake, and its summary.
 
 Steps 1-3 hold one GPU slot (milr.gpu, as every job does); step 4's jobs take their own.
@@ -68,6 +68,8 @@ def main() -> int:
          [python, "bench/batched.py", "--device", "cuda", "--dataset", "mnist",
           "--search-depth", "4", "--search-width", "512"]),
         ("bench: MNIST grid estimate", [python, "bench/grid_estimate.py", "--device", "cuda"]),
+        ("bench: λ1 and range tests, three jobs vs one",
+         [python, "bench/together.py", "--device", "cuda"]),
     ]  # fmt: skip
     ok = True
     with open(args.report, "w", encoding="utf-8") as report:

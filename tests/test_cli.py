@@ -203,3 +203,72 @@ def test_first_contact_mistakes_are_one_line(argv, needle, capsys, tmp_path, mon
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("milr: error:") and needle in err
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+NET = ["--dataset", "gaussian", "--gaussian-dim", "4", "--depth", "2", "--width", "8",
+       "--seed", "0", "1"]  # fmt: skip
+SHARPNESS = ["sharpness", *NET, "--samples", "200", "--max-iter", "20",
+             "--input-lr-variant", "small=0.1"]  # fmt: skip
+RANGE = ["range-test", *NET, "--steps", "40", "--input-lr-scale", "0.1", "--variant", "small"]
+
+
+def outs(folder: Path, kind: str) -> list[str]:
+    return ["--out", *(str(folder / f"{kind}-s{seed}.json") for seed in (0, 1))]
+
+
+def numbers(path: Path) -> dict:
+    """A result file without what may differ between two runs of the same job."""
+    doc = json.loads(path.read_text())
+    return {k: v for k, v in doc.items() if k not in ("wall_time_s", "provenance")}
+
+
+def test_together_writes_what_the_commands_write_alone(tmp_path, capsys):
+    alone, together = tmp_path / "alone", tmp_path / "together"
+    for kind, argv in (("sharpness", SHARPNESS), ("range", RANGE)):
+        assert main([*argv, *outs(alone, kind), "--device", "cpu"]) == 0
+    argv = ["together", "--device", "cpu", "::", *SHARPNESS, *outs(together, "sharpness")]
+    assert main([*argv, "::", *RANGE, *outs(together, "range")]) == 0
+    written = sorted(p.name for p in together.iterdir())
+    assert written == sorted(p.name for p in alone.iterdir()) and len(written) == 4
+    for name in written:
+        assert numbers(together / name) == numbers(alone / name), name
+    out = capsys.readouterr().out
+    assert out.count("lambda1 = ") == 4 and out.count("steepest") == 4
+
+
+def test_together_loads_a_data_file_once(tmp_path):
+    import milr.cli
+
+    data = tmp_path / "g.pt"
+    prepare = ["prepare", "--dataset", "gaussian", "--gaussian-dim", "4", "--out", str(data)]
+    assert main(prepare) == 0
+    milr.cli._load_cache.cache_clear()
+    with_data = ["--data", str(data), "--device", "cpu"]
+    argv = ["together", "::", *SHARPNESS, *outs(tmp_path, "s"), *with_data]
+    assert main([*argv, "::", *RANGE, *outs(tmp_path, "r"), *with_data]) == 0
+    info = milr.cli._load_cache.cache_info()
+    assert (info.misses, info.hits) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("words", "needle"),
+    [
+        ([], "needs ':: COMMAND [OPTIONS]' per command"),
+        (SHARPNESS, "needs ':: COMMAND [OPTIONS]' per command"),  # no '::' before the command
+        (["::", *SHARPNESS, "::"], "needs ':: COMMAND [OPTIONS]' per command"),
+        (["::", "fit", "--eta", "e.csv"], "runs bisect, sharpness, range-test, not 'fit'"),
+        (["::", *SHARPNESS, "::", *RANGE, "--end-lr", "1e-6"], "end_lr"),  # checked first
+        (["::", *SHARPNESS, "::", *RANGE, "--steps", "1"], "--steps: must be >= 20, got 1"),
+    ],
+)
+def test_together_checks_every_command_before_the_first_runs(tmp_path, capsys, words, needle):
+    first = tmp_path / "first.json"
+    if SHARPNESS[0] in words:  # the first command would write a file if it ran
+        at = words.index("--input-lr-variant") + 2
+        words = [*words[:at], "--out", str(first), "--seed", "0", *words[at:]]
+    with pytest.raises(SystemExit) as exit_info:
+        raise SystemExit(main(["together", "--device", "cpu", *words]))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("milr: error:") and needle in err, err
+    assert not first.exists()

@@ -9,7 +9,8 @@
 - λ1 on CUDA against the exact Hessian's top eigenvalue (1%);
 - the range test's suggestions on CUDA against the CPU's (same curve to 1e-3 relative at the
   start of the ramp, before divergence amplifies differences);
-- float32 pinned to IEEE in the result.
+- float32 pinned to IEEE in the result;
+- `milr together` (λ1 and range tests in one process) writing what the commands write alone.
 """
 
 from __future__ import annotations
@@ -96,3 +97,18 @@ def test_the_range_test_on_cuda_follows_the_cpus(data):
     assert cpu.lrs[:20] == gpu.lrs[:20]
     for a, b in zip(cpu.losses[:20], gpu.losses[:20], strict=True):
         assert math.isclose(a, b, rel_tol=1e-3)
+
+
+def test_together_on_cuda_writes_what_the_commands_write_alone(tmp_path):
+    """`milr together` (config.yaml's way on a GPU: λ1 and range tests in one process) against
+    the same commands run one by one, both on CUDA."""
+    from milr.cli import main
+    from test_cli import RANGE, SHARPNESS, numbers, outs
+
+    alone, together = tmp_path / "alone", tmp_path / "together"
+    for kind, argv in (("sharpness", SHARPNESS), ("range", RANGE)):
+        assert main([*argv, *outs(alone, kind), "--device", "cuda"]) == 0
+    argv = ["together", "--device", "cuda", "::", *SHARPNESS, *outs(together, "sharpness")]
+    assert main([*argv, "::", *RANGE, *outs(together, "range")]) == 0
+    for path in sorted(alone.iterdir()):
+        assert numbers(together / path.name) == numbers(path), path.name

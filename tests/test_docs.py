@@ -148,10 +148,11 @@ NOT_RESULTS = {"wall_time_s", "range_test_wall_s", "search_wall_s", "cost_ratio"
 
 def test_a_second_run_another_way_gives_the_same_tables(checkout):
     """The tiny study again, with one job per seed instead of stacked seeds, the one-by-one
-    trainer and two threads per job: every table is the same, bit for bit, but for its wall
-    times and file paths."""
+    trainer, two threads per job, and λ1 and range tests in jobs of their own instead of one
+    `milr together` job per architecture (config.yaml's way): every table is the same, bit for
+    bit, but for its wall times and file paths."""
     config = yaml.safe_load((checkout / "presets/tiny.yaml").read_text())
-    config.update(results="results/tiny-again", threads=2)
+    config.update(results="results/tiny-again", threads=2, small_jobs_together=False)
     config["search"].update(trainer="plain", batch_seeds=False)
     (checkout / "tiny-again.yaml").write_text(yaml.safe_dump(config))
     again = subprocess.run(
@@ -159,7 +160,10 @@ def test_a_second_run_another_way_gives_the_same_tables(checkout):
         cwd=checkout, capture_output=True, text=True, timeout=900, env=shell_env(checkout),
     )  # fmt: skip
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "rule bisect:" in again.stdout + again.stderr  # one job per seed this time
+    log = again.stdout + again.stderr
+    assert "rule bisect:" in log  # one job per seed this time
+    assert "rule sharpness:" in log and "rule range_test:" in log  # and λ1 alone
+    assert (checkout / "results/tiny/logs/sharpness_range_test").is_dir()  # the first run's way
     first, second = checkout / "results/tiny/tables", checkout / "results/tiny-again/tables"
     tables = sorted(p.name for p in first.glob("*.csv"))
     assert len(tables) == 9 and tables == sorted(p.name for p in second.glob("*.csv"))

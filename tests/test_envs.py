@@ -122,6 +122,7 @@ def test_every_rule_names_an_env(root):
     envs = rule_envs(root)
     assert set(envs.values()) == set(ENVS)
     assert envs["bisect"] == envs["sharpness"] == envs["prepare"] == "train"
+    assert envs["range_test"] == envs["sharpness_range_test"] == "train"
     assert envs["aggregate"] == envs["fit"] == envs["figure_"] == "analysis"
 
 

@@ -18,8 +18,17 @@ BIN = Path(sys.executable).parent
         ["ruff", "format", "--check", "workflow", "tests", "bench"],
         ["snakefmt", "--check", "Snakefile", "workflow/rules"],
         ["snakemake", "--lint", "--configfile", "presets/quick.yaml"],
+        # the rules the preset leaves out: λ1 and range tests in jobs of their own
+        [
+            "snakemake",
+            "--lint",
+            "--configfile",
+            "presets/quick.yaml",
+            "--config",
+            "small_jobs_together=False",
+        ],
     ],
-    ids=["ruff", "ruff-format", "snakefmt", "snakemake-lint"],
+    ids=["ruff", "ruff-format", "snakefmt", "snakemake-lint", "snakemake-lint-separate"],
 )
 def test_clean(root, command):
     run = subprocess.run(

@@ -89,6 +89,14 @@ def test_nonsense_is_rejected_with_the_key_named(paper_config, edit, key):
     assert "\n" not in message
 
 
+def test_a_boolean_given_as_text_says_how_to_write_it(paper_config):
+    """`--config small_jobs_together=false` reaches the config as the text 'false'."""
+    config = copy.deepcopy(paper_config)
+    config["small_jobs_together"] = "false"
+    with pytest.raises(MilrError, match=r"'small_jobs_together'.*True or False"):
+        validate_config(config)
+
+
 def test_threshold_path_format_round_trips():
     for t in (0.925, 0.34, 0.8, 0.87, 1.0):
         assert float(format_threshold(t)) == t
@@ -131,3 +139,34 @@ def test_figures_follow_the_data_the_config_has(paper_config):
     names = plan.supported_figures(validate_config(lean))
     assert "eta_full_input_lr" not in names and "eta_vs_threshold" not in names
     assert len(names) == len(FIGURES) - 2
+
+
+def test_small_jobs_together_run_the_separate_rules_commands(paper_config):
+    """`milr together`'s commands for one architecture carry the same settings and write the
+    same files as the separate λ1 and range-test rules (whose flags come from plan too)."""
+    import shlex
+
+    from milr.cli import JOB_CHECKS, build_parser, split_together
+
+    config = validate_config(paper_config)
+    words = shlex.split(plan.small_jobs_commands(config, "mnist", 4, 512))
+    parser = build_parser()
+    data = f"{config['results']}/data/mnist.pt"
+    assert words.count(data) == 3  # the rule's input
+    words = [__file__ if word == data else word for word in words]  # --data must exist
+    jobs = [parser.parse_args(command) for command in split_together(words)]
+    assert [j.command for j in jobs] == ["sharpness", *["range-test"] * 2]
+    network = ["--dataset", "mnist", "--data", __file__, "--depth", "4", "--width", "512"]
+    network += ["--seed", "0", "1", "2"]
+    alone = [parser.parse_args(["sharpness", *network, *shlex.split(plan.sharpness_args(config))])]
+    alone += [
+        parser.parse_args(["range-test", *network, *shlex.split(plan.range_test_args(config, v))])
+        for v in ("small", "full")
+    ]
+    for job, reference in zip(jobs, alone, strict=True):
+        assert JOB_CHECKS[job.command](job)[0] == JOB_CHECKS[reference.command](reference)[0]
+    written = [out for job in jobs for out in job.out]
+    expected = [p for p in plan.sharpness_paths(config) + plan.range_test_paths(config)
+                if "/mnist/" in p and "/d4-w512-" in p]  # fmt: skip
+    assert sorted(map(str, written)) == sorted(expected) and len(expected) == 3 * 3
+    assert {j.variant for j in jobs[1:]} == {"small", "full"}

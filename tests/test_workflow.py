@@ -159,6 +159,31 @@ def test_changing_the_ramp_reruns_the_range_tests_not_the_searches(study):
     assert len(jobs["range_test"]) == 3 * 2 * 2  # datasets x variants x architectures
 
 
+def test_small_jobs_together_compute_the_separate_jobs_numbers(study, tmp_path):
+    """config small_jobs_together: one job per architecture runs its λ1 and range tests (milr
+    together); the tables equal those of the separate jobs (the study's), and a change to the
+    ramp reruns those joint jobs, not the searches."""
+    work = tmp_path / "together"
+    shutil.copytree(study, work, ignore=shutil.ignore_patterns("locks"))
+    config = yaml.safe_load((study / "tiny.yaml").read_text())
+    config["small_jobs_together"] = True
+    (work / "together.yaml").write_text(yaml.safe_dump(config))
+    jobs = planned_outputs(snakemake(work, "-n", config="together.yaml"))
+    assert len(jobs["sharpness_range_test"]) == 3 * 2 * (1 + 2)  # jobs x (λ1 + 2 range tests)
+    assert not {"sharpness", "range_test", "bisect"} & set(jobs)
+    run = snakemake(work, config="together.yaml")
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert len(list((work / "results/logs/sharpness_range_test").rglob("*.log"))) == 3 * 2
+    for table in ("sharpness.csv", "lr_finder.csv", "lr_finder_summary.csv"):
+        joint, separate = (pd.read_csv(w / "results/tables" / table) for w in (work, study))
+        timing = [c for c in joint.columns if re.search("time|wall|cost", c)]  # wall clock
+        assert joint.drop(columns=timing).equals(separate.drop(columns=timing)), table
+    config["range_test"] = {"steps": 150}
+    (work / "ramp.yaml").write_text(yaml.safe_dump(config))
+    jobs = planned_outputs(snakemake(work, "-n", config="ramp.yaml"))
+    assert len(jobs["sharpness_range_test"]) == 3 * 2 * 3 and "bisect" not in jobs
+
+
 @pytest.fixture()
 def checkout(tmp_path, root):
     """A copy of the workflow's code, to edit: the study's results stay where they are."""
@@ -303,8 +328,11 @@ def test_full_paper_config_plans_every_job_and_figure(tmp_path, root):
     jobs = planned_outputs(run)
     assert {f"figure_{name}" for name in FIGURES} <= set(jobs)
     # 792 searches' result files (config.yaml stacks the seeds: 264 jobs) and 360 λ1 jobs
-    assert len(jobs["bisect_seeds"]) == 792 and len(jobs["sharpness"]) == 360
-    assert len(jobs["range_test"]) == 4 * 2 * 30 * 3  # datasets x variants x architectures x seeds
+    assert len(jobs["bisect_seeds"]) == 792
+    # λ1 and range tests of an architecture share a job (small_jobs_together): 120 jobs writing
+    # datasets x architectures x seeds x (λ1 + 2 variants' range tests) files
+    assert len(jobs["sharpness_range_test"]) == 4 * 30 * 3 * (1 + 2)
+    assert "sharpness" not in jobs and "range_test" not in jobs
     assert "gpu=1" in run.stdout  # training jobs ask for a GPU when device is cuda
 
 

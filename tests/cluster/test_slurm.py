@@ -45,7 +45,7 @@ CLUSTER_ARGS = [
     "--default-resources", "slurm_partition=debug", "slurm_account=milr", "mem_mb=500",
     "runtime=20",
     "--set-resources", "bisect:mem_mb=1000", "bisect_seeds:mem_mb=1000",
-    "sharpness:mem_mb=1000",
+    "sharpness:mem_mb=1000", "sharpness_range_test:mem_mb=1000",
     "--slurm-init-seconds-before-status-checks", "1",
     "--jobs", "4",
 ]  # fmt: skip
@@ -92,13 +92,15 @@ def test_preset_through_slurm_matches_a_local_run(tmp_path):
     """presets/quick.yaml through profiles/slurm, and the same preset run locally.
 
     Both pin the batched trainer (the preset's ``auto`` picks by timing, which may differ
-    between runs), so the two runs compute the same numbers on this CPU.
+    between runs), so the two runs compute the same numbers on this CPU. On SLURM each
+    architecture's λ1 and range tests share one job (small_jobs_together); locally λ1 runs in
+    jobs of its own: the two λ1 tables must agree.
     """
-    pin = {"search": {"trainer": "batched"}}
     runs = {}
     for name, slurm in (("slurm", True), ("local", False)):
         work = tmp_path / name
         work.mkdir()
+        pin = {"search": {"trainer": "batched"}, "small_jobs_together": slurm}
         (work / "pin.yaml").write_text(yaml.safe_dump(pin))
         preset = [str(ROOT / "presets" / "quick.yaml"), str(work / "pin.yaml")]
         # the local run is the reference for η* only: its range tests would add nothing
@@ -114,10 +116,12 @@ def test_preset_through_slurm_matches_a_local_run(tmp_path):
     eta = pd.read_csv(runs["slurm"] / "results/tables/eta_star.csv")
     seeds = len(preset["seeds"])
     assert count("bisect_seeds") == len(eta) // seeds  # one job per architecture and setting
-    assert count("sharpness") == architectures  # one job per architecture, seeds together
-    variants = yaml.safe_load((ROOT / "config.yaml").read_text())["input_lr_variants"]
-    assert count("range_test") == architectures * len(variants)  # seeds share a job
-    assert len(pd.read_csv(runs["slurm"] / "results/tables/sharpness.csv")) == architectures * seeds
+    # one job per architecture: its seeds' λ1 and every variant's range tests
+    assert count("sharpness_range_test") == architectures
+    assert count("sharpness") == count("range_test") == 0
+    sharpness = [pd.read_csv(runs[n] / "results/tables/sharpness.csv") for n in ("slurm", "local")]
+    assert len(sharpness[0]) == architectures * seeds
+    assert sharpness[0].lambda1.tolist() == sharpness[1].lambda1.tolist()
     assert count("prepare") == 0 and count("aggregate") == 0  # local rules
     key = ["dataset", "variant", "threshold", "depth", "width", "seed"]
     on_slurm = eta.set_index(key)["eta_star"].sort_index()

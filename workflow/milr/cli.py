@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from milr import MilrError, MilrFailure, __version__
 from milr.io import check_writable, read_table, to_jsonable
-from milr.names import DATASETS, FIGURES, LAW_NAMES
+from milr.names import DATASETS, FIGURES, LAW_NAMES, THEN
 from milr.records import RangeTestInputs, SearchInputs, SharpnessInputs, Study
 from milr.settings import (
     FitOptions,
@@ -342,15 +343,42 @@ def build_parser() -> argparse.ArgumentParser:
     figure.add_argument("--spec", help=argparse.SUPPRESS)  # replaced by --study (0.1 -> 0.2)
     for output in ("png", "pdf", "caption"):
         figure.add_argument(f"--{output}", type=Path, required=True, help=f"{output} to write")
+
+    together = command(
+        "together",
+        f"run several job commands ({', '.join(JOB_CHECKS)}) in one process: one GPU "
+        "slot, one CUDA start-up and one data load for them all",
+    )
+    together.usage = (
+        f"milr together [DEVICE OPTIONS] {THEN} COMMAND [OPTIONS] [{THEN} COMMAND [OPTIONS] ...]"
+    )
+    add_device(together)  # the process's: every command gets them
+    together.add_argument(
+        "words",
+        nargs=argparse.REMAINDER,
+        metavar="...",
+        help=f"'{THEN} COMMAND OPTIONS' per command, run in order (device options are given "
+        "once, before the first command); every command is checked before the first one runs",
+    )
     return parser
+
+
+@functools.lru_cache(maxsize=1)
+def _load_cache(path: Path, device: str, stamp: tuple[int, int]):
+    """One load per file, device and file version in a process: ``milr together``'s commands
+    share it (nothing downstream writes into a dataset's tensors)."""
+    from milr.data import load_cache
+
+    return load_cache(path, device)
 
 
 def load_dataset(args: argparse.Namespace, dataset: str, device: str):
     """The cached dataset, or (Gaussian only) the task drawn in memory from its settings."""
-    from milr.data import load_cache, make_gaussian, payload_to_dataset
+    from milr.data import make_gaussian, payload_to_dataset
 
     if args.data is not None:
-        data = load_cache(args.data, device)
+        info = args.data.stat()
+        data = _load_cache(args.data.resolve(), device, (info.st_mtime_ns, info.st_size))
         if data.name != dataset:
             raise MilrError(f"--data {args.data} holds {data.name}, not --dataset {dataset}")
         return data
@@ -399,18 +427,41 @@ def _per_seed(paths: list[Path] | None, seeds: list[int], flag: str) -> list[Pat
     return list(paths)
 
 
-def cmd_bisect(args: argparse.Namespace) -> None:
-    from milr.io import write_json
-    from milr.measure import measure_eta_star_seeds
-
-    # Every input is checked (by the settings' bounds) before any data is touched.
+def bisect_job(args: argparse.Namespace) -> tuple[list[SearchInputs], list, list]:
+    """Every input of ``milr bisect`` checked (by the settings' bounds) before any data is
+    touched: the searches, and each seed's result file and journal."""
     inputs = [from_args(SearchInputs, args, seed=seed) for seed in args.seed]
-    log.info("milr bisect: %s", json.dumps(to_jsonable(inputs[0]) | {"seeds": args.seed}))
     outs = _per_seed(args.out, args.seed, "--out")
     journals = [
         j or (o.with_name(o.name + ".journal.jsonl") if o else None)
         for j, o in zip(_per_seed(args.journal, args.seed, "--journal"), outs, strict=True)
     ]
+    return inputs, outs, journals
+
+
+def sharpness_job(args: argparse.Namespace) -> tuple[list[SharpnessInputs], list]:
+    """Every input of ``milr sharpness``, checked: each seed's measurement and result file."""
+    variants = dict(args.input_lr_variant)
+    inputs = [from_args(SharpnessInputs, args, seed=seed, input_lr_variants=variants)
+              for seed in args.seed]  # fmt: skip
+    return inputs, _per_seed(args.out, args.seed, "--out")
+
+
+def range_test_job(args: argparse.Namespace) -> tuple[list[RangeTestInputs], list]:
+    """Every input of ``milr range-test``, checked (the ramp too): each seed's test and file."""
+    from milr.range_test import ramp
+
+    inputs = [from_args(RangeTestInputs, args, seed=seed) for seed in args.seed]
+    ramp(inputs[0].range_test)
+    return inputs, _per_seed(args.out, args.seed, "--out")
+
+
+def cmd_bisect(args: argparse.Namespace) -> None:
+    from milr.io import write_json
+    from milr.measure import measure_eta_star_seeds
+
+    inputs, outs, journals = bisect_job(args)
+    log.info("milr bisect: %s", json.dumps(to_jsonable(inputs[0]) | {"seeds": args.seed}))
     device = prepare_device(args)
     data = load_dataset(args, args.dataset, device)
     for result, out in zip(measure_eta_star_seeds(inputs, data, journals), outs, strict=True):
@@ -429,11 +480,8 @@ def cmd_sharpness(args: argparse.Namespace) -> None:
     from milr.io import write_json
     from milr.sharpness import measure_sharpness
 
-    variants = dict(args.input_lr_variant)
-    inputs = [from_args(SharpnessInputs, args, seed=seed, input_lr_variants=variants)
-              for seed in args.seed]  # fmt: skip
+    inputs, outs = sharpness_job(args)
     log.info("milr sharpness: %s", json.dumps(to_jsonable(inputs[0]) | {"seeds": args.seed}))
-    outs = _per_seed(args.out, args.seed, "--out")
     device = prepare_device(args)
     data = load_dataset(args, args.dataset, device)  # one load (and CUDA start) for every seed
     for one, out in zip(inputs, outs, strict=True):
@@ -446,12 +494,10 @@ def cmd_sharpness(args: argparse.Namespace) -> None:
 
 def cmd_range_test(args: argparse.Namespace) -> None:
     from milr.io import write_json
-    from milr.range_test import lr_range_test, ramp
+    from milr.range_test import lr_range_test
 
-    inputs = [from_args(RangeTestInputs, args, seed=seed) for seed in args.seed]
+    inputs, outs = range_test_job(args)
     log.info("milr range-test: %s", json.dumps(to_jsonable(inputs[0]) | {"seeds": args.seed}))
-    ramp(inputs[0].range_test)  # a bad ramp stops here, before any data is touched
-    outs = _per_seed(args.out, args.seed, "--out")
     device = prepare_device(args)
     data = load_dataset(args, args.dataset, device)
     for one, out in zip(inputs, outs, strict=True):
@@ -463,6 +509,48 @@ def cmd_range_test(args: argparse.Namespace) -> None:
             f"seed {one.network.seed}: steepest {result.steepest:.4g}, minimum/10 "
             f"{result.minimum_over_10:.4g} ({len(result.lrs)} steps{stop}, {device})"
         )
+
+
+# The commands ``milr together`` may run (the jobs that take a GPU slot; the others are quick
+# host steps), each with the check of its inputs that together runs for all before any work.
+JOB_CHECKS = {"bisect": bisect_job, "sharpness": sharpness_job, "range-test": range_test_job}
+
+
+def split_together(words: list[str]) -> list[list[str]]:
+    """``milr together``'s words, one list per command (its name first)."""
+    groups: list[list[str]] = [[]]
+    for word in words:
+        if word == THEN:
+            groups.append([])
+        else:
+            groups[-1].append(word)
+    example = f"e.g. milr together {THEN} sharpness OPTIONS {THEN} range-test OPTIONS"
+    if groups[0] or len(groups) == 1 or not all(groups[1:]):
+        raise MilrError(f"milr together needs '{THEN} COMMAND [OPTIONS]' per command ({example})")
+    for command in groups[1:]:
+        if command[0] not in JOB_CHECKS:
+            raise MilrError(
+                f"milr together runs {', '.join(JOB_CHECKS)}, not {command[0]!r} ({example})"
+            )
+    return groups[1:]
+
+
+def cmd_together(args: argparse.Namespace) -> None:
+    """Every command is parsed and its outputs checked before the first one runs; they then run
+    in order in this process, so the GPU slot, CUDA context and data load are paid once (the
+    first command takes the slot; the rest find the device already chosen)."""
+    device = ["--device", args.device, "--gpu-wait", str(args.gpu_wait)]
+    device += ["--jobs-per-gpu", str(args.jobs_per_gpu)]
+    device += ["--threads", str(args.threads)] if args.threads else []
+    device += ["--gpu-lock-dir", str(args.gpu_lock_dir)] if args.gpu_lock_dir else []
+    parser = build_parser()
+    jobs = [parser.parse_args([*words, *device]) for words in split_together(args.words)]
+    for job in jobs:
+        check_outputs(job)
+        JOB_CHECKS[job.command](job)
+    for number, job in enumerate(jobs, 1):
+        log.info("milr together: command %d of %d: %s", number, len(jobs), job.command)
+        COMMANDS[job.command](job)
 
 
 def read_study(path: Path) -> Study:
@@ -661,6 +749,7 @@ COMMANDS = {
     "predict": cmd_predict,
     "figure": cmd_figure,
     "summary": cmd_summary,
+    "together": cmd_together,
 }
 
 

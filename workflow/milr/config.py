@@ -74,7 +74,10 @@ def validate_config(config: dict[str, Any], schema_path: Path = SCHEMA) -> dict[
     if errors:
         first = errors[0]
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise MilrError(f"config key '{_key_path(first)}': {first.message}{more}")
+        hint = ""
+        if first.validator == "type" and first.validator_value == "boolean":
+            hint = " (write true or false in YAML; Snakemake's --config reads only True or False)"
+        raise MilrError(f"config key '{_key_path(first)}': {first.message}{hint}{more}")
     _check_semantics(config)
     return config
 

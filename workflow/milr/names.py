@@ -47,9 +47,12 @@ NUMERIC_COLUMNS = frozenset({
 })  # fmt: skip
 
 # Result paths under the results folder, with the workflow's wildcards.
+DATA_PATTERN = "data/{dataset}.pt"
 BISECT_PATTERN = "bisect/{dataset}/{variant}/t{threshold}/d{depth}-w{width}-s{seed}.json"
 SHARPNESS_PATTERN = "sharpness/{dataset}/d{depth}-w{width}-s{seed}.json"
 RANGE_TEST_PATTERN = "range_test/{dataset}/{variant}/d{depth}-w{width}-s{seed}.json"
+# `milr together`: the word before each command it runs in one process.
+THEN = "::"
 
 # What each wildcard may hold (Snakemake's wildcard_constraints and the tables' path parser).
 WILDCARDS = {

@@ -14,9 +14,11 @@ from typing import Any
 
 from milr.names import (
     BISECT_PATTERN,
+    DATA_PATTERN,
     FIGURES,
     RANGE_TEST_PATTERN,
     SHARPNESS_PATTERN,
+    THEN,
     format_threshold,
 )
 from milr.settings import (
@@ -83,11 +85,24 @@ def bisect_paths(config: Mapping[str, Any]) -> list[str]:
     return [job.path(config["results"]) for job in bisect_jobs(config)]
 
 
+def sharpness_path(results: str, dataset: str, depth: int, width: int, seed: int) -> str:
+    return f"{results}/" + SHARPNESS_PATTERN.format(
+        dataset=dataset, depth=depth, width=width, seed=seed
+    )
+
+
+def range_test_path(
+    results: str, dataset: str, variant: str, depth: int, width: int, seed: int
+) -> str:
+    return f"{results}/" + RANGE_TEST_PATTERN.format(
+        dataset=dataset, variant=variant, depth=depth, width=width, seed=seed
+    )
+
+
 def sharpness_paths(config: Mapping[str, Any]) -> list[str]:
     """One λ1 job per dataset x grid architecture x seed."""
-    results = config["results"]
     return [
-        f"{results}/" + SHARPNESS_PATTERN.format(dataset=name, depth=d, width=w, seed=s)
+        sharpness_path(config["results"], name, d, w, s)
         for name in active_datasets(config)
         for d in config["grid"]["depths"]
         for w in config["grid"]["widths"]
@@ -98,9 +113,8 @@ def sharpness_paths(config: Mapping[str, Any]) -> list[str]:
 def range_test_paths(config: Mapping[str, Any]) -> list[str]:
     """One LR range test per dataset x input-LR variant x grid architecture x seed: the networks
     of the main threshold's η* searches."""
-    results = config["results"]
     return [
-        f"{results}/" + RANGE_TEST_PATTERN.format(dataset=name, variant=v, depth=d, width=w, seed=s)
+        range_test_path(config["results"], name, v, d, w, s)
         for name in active_datasets(config)
         for v in config["input_lr_variants"]
         for d in config["grid"]["depths"]
@@ -160,6 +174,28 @@ def range_test_args(config: Mapping[str, Any], variant: str) -> str:
         "--variant": variant,
     }
     return _join(inputs)
+
+
+def small_jobs_commands(config: Mapping[str, Any], dataset: str, depth: int, width: int) -> str:
+    """``milr together``'s commands for one architecture (config ``small_jobs_together``): its
+    λ1 job and one range test per input-LR variant, with the flags and result files the separate
+    rules give them, so that both ways compute and write the same."""
+    seeds = config["seeds"]
+    results = config["results"]
+    data = f"{results}/" + DATA_PATTERN.format(dataset=dataset)
+    network = f"--dataset {dataset} --data {shlex.quote(data)} --depth {depth} --width {width}"
+    network += " --seed " + " ".join(str(s) for s in seeds)
+    outs = [sharpness_path(results, dataset, depth, width, s) for s in seeds]
+    commands = [f"{THEN} sharpness {network} {sharpness_args(config)} --out {_paths(outs)}"]
+    for variant in config["input_lr_variants"]:
+        outs = [range_test_path(results, dataset, variant, depth, width, s) for s in seeds]
+        args = range_test_args(config, variant)
+        commands.append(f"{THEN} range-test {network} {args} --out {_paths(outs)}")
+    return " ".join(commands)
+
+
+def _paths(paths: list[str]) -> str:
+    return " ".join(shlex.quote(p) for p in paths)
 
 
 def predict_args(config: Mapping[str, Any]) -> str:

@@ -15,6 +15,7 @@ from milr.config import validate_config  # noqa: E402
 from milr.io import code_fingerprint  # noqa: E402
 from milr.names import (
     BISECT_PATTERN,
+    DATA_PATTERN,
     FIGURE_EXTRA_TABLES,
     FIGURES,
     RANGE_TEST_PATTERN,
@@ -53,21 +54,23 @@ GPU = 1 if config["device"] == "cuda" else 0
 # Snakemake's code trigger sees only the workflow's text, not imported modules: each step
 # carries a fingerprint of the package modules it imports (milr.io.code_fingerprint).
 CODE = {
-    step: code_fingerprint([module])
-    for step, module in {
-        "data": "data",
-        "bisect": "measure",
-        "sharpness": "sharpness",
-        "tables": "tables",
-        "fit": "fit",
-        "predict": "predict",
-        "range_test": "range_test",
-        "baseline": "baseline",
-        "figures": "figures",
+    step: code_fingerprint(modules)
+    for step, modules in {
+        "data": ["data"],
+        "bisect": ["measure"],
+        "sharpness": ["sharpness"],
+        "tables": ["tables"],
+        "fit": ["fit"],
+        "predict": ["predict"],
+        "range_test": ["range_test"],
+        "sharpness_range_test": ["sharpness", "range_test"],
+        "baseline": ["baseline"],
+        "figures": ["figures"],
     }.items()
 }
 # The config file named in figure captions: the last --configfile, else config.yaml.
 CONFIG_NAME = Path((workflow.overwrite_configfiles or ["config.yaml"])[-1]).name
+DATA_OUT = f"{R}/{DATA_PATTERN}"
 BISECT_OUT = f"{R}/{BISECT_PATTERN}"
 SHARPNESS_OUT = f"{R}/{SHARPNESS_PATTERN}"
 RANGE_TEST_OUT = f"{R}/{RANGE_TEST_PATTERN}"

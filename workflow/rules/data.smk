@@ -1,7 +1,7 @@
 rule prepare:
     """Download (MNIST, CIFAR-10) or draw (Gaussian) a dataset into one compact cache file."""
     output:
-        f"{R}/data/{{dataset}}.pt",
+        DATA_OUT,
     log:
         f"{R}/logs/prepare/{{dataset}}.log",
     cache: "omit-software"

@@ -5,7 +5,7 @@ if config["search"]["batch_seeds"]:
         lockstep and each round trains their probes together (one stack with the batched
         trainer). Writes the same per-seed files as the one-seed rule below."""
         input:
-            data=f"{R}/data/{{dataset}}.pt",
+            data=DATA_OUT,
         output:
             expand(BISECT_OUT, seed=config["seeds"], allow_missing=True),
         log:
@@ -39,7 +39,7 @@ else:
         """eta* of one architecture and seed (Algorithm 1 unless the config picks another
         search)."""
         input:
-            data=f"{R}/data/{{dataset}}.pt",
+            data=DATA_OUT,
         output:
             BISECT_OUT,
         log:
