@@ -47,12 +47,14 @@ def _censored_archs(row: pd.Series) -> str:
     return f"{int(archs)}, {int(left_out)} left out"
 
 
+def _header(*columns: str) -> list[str]:
+    """A Markdown table's first two lines."""
+    return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+
+
 def fits_table(fits: pd.DataFrame, study: Study) -> list[str]:
-    lines = [
-        "| fit | α [95% interval] | R² | leave-one-out error | architectures "
-        "| censored jobs (architectures, left out) |",
-        "|---|---|---|---|---|---|",
-    ]
+    lines = _header("fit", "α [95% interval]", "R²", "leave-one-out error", "architectures",
+                    "censored jobs (architectures, left out)")  # fmt: skip
     for _, row in fits.iterrows():
         label = _fit_label(row, study)
         if isinstance(row["error"], str) and row["error"]:
@@ -102,8 +104,7 @@ def product_line(eta: pd.DataFrame, sharpness: pd.DataFrame, study: Study) -> st
 
 
 def coverage_table(coverage: pd.DataFrame, study: Study) -> list[str]:
-    lines = ["| law | inside its 95% prediction interval, each architecture left out |",
-             "|---|---|"]  # fmt: skip
+    lines = _header("law", "inside its 95% prediction interval, each architecture left out")
     for _, row in coverage.iterrows():
         factor = study.input_lr_variants.get(row["variant"], math.nan)
         lines.append(
@@ -114,11 +115,8 @@ def coverage_table(coverage: pd.DataFrame, study: Study) -> list[str]:
 
 
 def finder_table(finder: pd.DataFrame, study: Study) -> list[str]:
-    lines = [
-        "| variant | suggestion | networks | above η\\* (would not reach t) | below η\\*/10 "
-        "| not tried (unknown) | median suggestion / η\\* |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    lines = _header("variant", "suggestion", "networks", "above η\\* (would not reach t)",
+                    "below η\\*/10", "not tried (unknown)", "median suggestion / η\\*")  # fmt: skip
     for _, row in finder.iterrows():
         factor = study.input_lr_variants.get(row["variant"], math.nan)
         lines.append(
@@ -139,11 +137,8 @@ def _interval(row: pd.Series, name: str) -> str:
 
 def laws_table(laws: pd.DataFrame, study: Study) -> list[str]:
     """The paper's law and its rivals at each dataset's main t: exponents, a - b, errors."""
-    lines = [
-        "| data, input layer | law | a (depth) | b (width) | a − b | R² | leave-one-out error "
-        "| ΔAICc |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+    lines = _header("data, input layer", "law", "a (depth)", "b (width)", "a − b", "R²",
+                    "leave-one-out error", "ΔAICc")  # fmt: skip
     main = laws[laws["threshold"] == laws["dataset"].map(study.thresholds)]
     for _, row in main.iterrows():
         factor = study.input_lr_variants.get(row["variant"], math.nan)
