@@ -284,20 +284,27 @@ def test_the_same_figure_gives_the_same_bytes(tables, tmp_path):
     assert files[0] == files[1]
 
 
-def test_laws_figure_draws_each_law_of_laws_csv_over_the_points(tables):
-    """Every law curve drawn is C · depth^-a · width^-b of its laws.csv row: on the depth panel
-    one curve per width for a law with a width term, one for a law without."""
+def test_laws_figure_draws_the_papers_law_beside_the_leader(tables):
+    """The curves drawn are C · depth^-a · width^-b of laws.csv rows (all depths): the paper's
+    product law and the law with the lowest leave-one-out error, one curve per width on the
+    depth panel for a law with a width term, one for a law without."""
     drawn = draw("laws", tables)
     ax = drawn.figure.axes[0]  # gaussian, against depth
     laws = tables.laws[(tables.laws.dataset == "gaussian") & (tables.laws.variant == "small")
-                       & (tables.laws.threshold == SPEC.thresholds["gaussian"])]  # fmt: skip
+                       & (tables.laws.threshold == SPEC.thresholds["gaussian"])
+                       & (tables.laws.subset == "all")]  # fmt: skip
+    shown = laws[(laws.law == "product") | laws.leader]
+    assert 1 <= len(shown) <= 2
     curves = [line for line in ax.get_lines() if line.get_gid() == "law"]
-    widths = sorted(tables.eta[tables.eta.width >= 8 * tables.eta.depth].width.unique())
-    expected = sum(len(widths) if row.b != 0 else 1 for row in laws.itertuples())
+    ratio = tables.fits.min_width_over_depth.iloc[0]
+    widths = sorted(tables.eta[tables.eta.width >= ratio * tables.eta.depth].width.unique())
+    expected = sum(len(widths) if row.b != 0 else 1 for row in shown.itertuples())
     assert len(curves) == expected
     product = laws[laws.law == "product"].iloc[0]
     x, y = curves[0].get_data()
     assert y == pytest.approx(product.C * x**-product.a * widths[0] ** -product.b, rel=1e-9)
-    assert "best by leave-one-out" in drawn.caption
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any("product (the paper's)" in label for label in labels)
+    assert "Holm-adjusted" in drawn.caption
     with pytest.raises(MilrError, match="needs --laws"):
         draw("laws", dataclasses.replace(tables, laws=None))

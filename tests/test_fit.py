@@ -127,10 +127,10 @@ def test_censored_jobs_are_counted_named_and_kept_out():
     eta.loc[0, ["no_success", "bracket_low"]] = [True, 0.0]
     eta.loc[5, "hit_upper_bound"] = True
     sharp = synthetic(seeds=1).rename(columns={"eta_star": "lambda1"}).assign(dataset="gaussian")
-    fits = fit_tables(eta, sharp, FitOptions()).set_index("quantity")
+    fits = fit_tables(eta, sharp, FitOptions(min_width_over_depth=0)).set_index("quantity")
     row = fits.loc["eta_star"]
     assert row.n_censored == 2 and row.n_points == len(eta) - 2
-    assert row.censored == "1x32:below 2x64:above" and row.n_censored_architectures == 2
+    assert row.censored == "1x32:below 2x64:above" and row.n_left_out == 2
     assert row.alpha == pytest.approx(ALPHA, abs=0.05)
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from milr import MilrError
 from milr.fit import fit_tables
-from milr.laws import design
+from milr.laws import LAWS, design
 from milr.predict import (
     choose_law,
     coverage,
@@ -85,12 +85,20 @@ def test_leave_one_out_coverage_is_near_nominal():
     covered = []
     for _ in range(200):
         eta = study_table(rng)
-        loao = leave_one_out(eta, fit_tables(eta, eta.iloc[0:0], OPTIONS), PredictOptions())
+        fits = fit_tables(eta, eta.iloc[0:0], OPTIONS)
+        loao = leave_one_out(eta, fits, PredictOptions(), ("product",))
         assert len(loao) == len(GRID)
         covered.append(coverage(loao).coverage.item())
     standard_error = np.std(covered, ddof=1) / np.sqrt(len(covered))
     assert standard_error < 0.01  # the band below is at most ±4 points
     assert abs(np.mean(covered) - 0.95) <= 4 * standard_error, (np.mean(covered), standard_error)
+
+
+def test_validation_covers_every_law_and_names_it():
+    eta = study_table(np.random.default_rng(3))
+    loao = leave_one_out(eta, fit_tables(eta, eta.iloc[0:0], OPTIONS), PredictOptions())
+    assert list(dict.fromkeys(loao.law)) == list(LAWS) and len(loao) == len(LAWS) * len(GRID)
+    assert list(coverage(loao).law) == list(LAWS)
 
 
 def test_law_is_the_least_squares_line_through_the_architecture_means():

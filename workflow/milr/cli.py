@@ -37,7 +37,7 @@ EXIT_USAGE = 2
 EXIT_FAILURE = 1
 # Options that name files a command writes: each is checked writable before any work.
 OUTPUT_OPTIONS = ("out", "journal", "eta_out", "sharpness_out", "probes_out", "study_out", "png",
-                  "pdf", "caption", "summary_out")  # fmt: skip
+                  "pdf", "caption", "summary_out", "laws_out", "slopes_out")  # fmt: skip
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -261,6 +261,11 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--out", type=Path, required=True, help="fits table to write")
     fit.add_argument(
         "--laws-out", type=Path, help="also compare the paper's law with its rivals (laws.csv)"
+    )
+    fit.add_argument(
+        "--slopes-out",
+        type=Path,
+        help="also the width exponent within each depth and the depth one within each width",
     )
     fit.add_argument("--study", type=existing_file, help="study.json: checks the tables' rows")
     add_options(fit, FitOptions)
@@ -671,15 +676,20 @@ def cmd_fit(args: argparse.Namespace) -> None:
                        rows.get("sharpness"))  # fmt: skip
     options = from_args(FitOptions, args)
     fits = fit_tables(eta[eta["status"] == "ok"], sharp[sharp["status"] == "ok"], options)
+    extra = {}
     if args.laws_out:
         from milr.laws import laws_table
 
-        laws = laws_table(eta[eta["status"] == "ok"], options)
+        extra[args.laws_out] = ("laws", laws_table(eta[eta["status"] == "ok"], options))
+    if args.slopes_out:
+        from milr.evidence import slopes_table
+
+        extra[args.slopes_out] = ("slopes", slopes_table(eta[eta["status"] == "ok"], options))
     write_atomic(args.out, fits.to_csv(index=False))
     print(f"{len(fits)} fits written to {args.out}")
-    if args.laws_out:
-        write_atomic(args.laws_out, laws.to_csv(index=False))
-        print(f"{len(laws)} laws written to {args.laws_out}")
+    for path, (what, table) in extra.items():
+        write_atomic(path, table.to_csv(index=False))
+        print(f"{len(table)} {what} written to {path}")
 
 
 def cmd_figure(args: argparse.Namespace) -> None:

@@ -604,6 +604,8 @@ def _extra(table: pd.DataFrame | None, option: str, step: str) -> pd.DataFrame:
 def figure_predicted_vs_measured(t: Tables) -> Drawn:
     """η* of each architecture predicted by the law fitted without it, against its measured η*."""
     rows = _extra(t.loao, "--loao", "validate")
+    if "law" in rows:
+        rows = rows[rows["law"] == "product"]  # the paper's law; loao_coverage.csv has them all
     if rows.empty:
         return _text_figure(
             "no law to validate",
@@ -692,8 +694,16 @@ def _law_curve(law: pd.Series, depth: np.ndarray, width: np.ndarray) -> np.ndarr
 
 
 def _law_label(law: pd.Series) -> str:
-    best = " (best)" if str(law["best"]) == "True" else ""
-    return f"{law['law']}: ×{np.exp(law['loo_rmse']):.2f} LOO{best}"
+    role = "the paper's" if law["law"] == "product" else (
+        "best" if str(law["best"]) == "True" else "lowest error, not distinguishable")  # fmt: skip
+    return f"{law['law']} ({role}): RMS leave-one-out ×{np.exp(law['loo_rmse']):.2f}"
+
+
+def supported_laws(laws: pd.DataFrame) -> pd.DataFrame:
+    """The rows to draw from one fit's laws.csv rows (all depths): the paper's product law and
+    the law the data support, the best one, or the leader where no law is distinguishable."""
+    leader = laws[laws["leader"].astype(str) == "True"]["law"].tolist()
+    return laws[laws["law"].isin(["product", *leader])]
 
 
 def _laws_panel(ax: plt.Axes, archs: pd.DataFrame, laws: pd.DataFrame, along: str) -> None:
@@ -735,10 +745,10 @@ def figure_laws(t: Tables) -> Drawn:
         laws = table[(table["dataset"] == dataset) & (table["variant"] == variant)
                      & np.isclose(table["threshold"].astype(float), threshold)]  # fmt: skip
         laws = laws[laws["error"].fillna("").astype(str).isin(["", "nan"])]
-        censoring = str(laws["censoring"].iloc[0]) if len(laws) else "exclude"
-        options = FitOptions(min_width_over_depth=_fit_ratio(t.fits), censoring=censoring)
-        archs = fitted(points_for(rows[rows["dataset"] == dataset], options)[0], censoring)
-        archs = archs[archs["kind"] == "value"].assign(eta=lambda a: np.exp(a["log_y"]))
+        laws = supported_laws(laws[laws["subset"] == "all"])
+        options = FitOptions(min_width_over_depth=_fit_ratio(t.fits))
+        archs = fitted(points_for(rows[rows["dataset"] == dataset], options)[0])
+        archs = archs.assign(eta=lambda a: np.exp(a["log_y"]))
         if archs.empty or laws.empty:
             for ax in ax_row:
                 ax.set_axis_off()
@@ -747,25 +757,22 @@ def figure_laws(t: Tables) -> Drawn:
         for ax, along in zip(ax_row, ("depth", "width"), strict=True):
             _laws_panel(ax, archs, laws, along)
             ax.set_title(f"{dataset}, t = {threshold:g}: η* against {along}")
-        best = laws[laws["best"].astype(str) == "True"]
         first = laws.iloc[0]
-        notes.append(
-            f"{dataset}: best by leave-one-out {best['law'].iloc[0] if len(best) else '?'}; "
-            f"{int(first['n_censored_architectures'])} architectures with a censored seed "
-            f"({first['censoring']})"
-        )
+        notes.append(f"{dataset}: {int(first['n_left_out'])} architectures left out (a seed "
+                     "never reached t or never failed)")  # fmt: skip
     fig.tight_layout()
     caption = (
         "Which law? η* (geometric mean over seeds of each architecture's bracket midpoints, "
         f"input-layer variant {variant}, the architectures the fits use: width/depth ≥ "
         f"{_fit_ratio(t.fits):g}, every seed measured) "
         "against depth, one colour per width (left), and against width, one colour per depth "
-        "(right). Lines: each law of laws.csv over the points, solid the paper's "
-        "C·(depth·width)^-α, dashed separate exponents C·depth^-a·width^-b, dash-dot depth only "
-        "C·depth^-a, dotted C·depth^-3/2 (Chen et al. 2024); a law without a width term is one "
-        "black line. Legend: each law's leave-one-architecture-out error as a factor. "
-        + "; ".join(notes)
-        + f". Config: {t.config_name}."
+        "(right). Lines: the paper's C·(depth·width)^-α (solid) and, beside it, the law with "
+        "the lowest leave-one-architecture-out error (laws.csv, all depths): dashed separate "
+        "exponents C·depth^-a·width^-b, dash-dot depth only C·depth^-a, dotted C·depth^-3/2 "
+        "(Chen et al. 2024); a law without a width term is one black line. It is called best "
+        "only where its paired leave-one-out errors beat every other law's by more than their "
+        "uncertainty (Holm-adjusted); the legend gives each law's root-mean-square "
+        "leave-one-out factor. " + "; ".join(notes) + f". Config: {t.config_name}."
     )
     return Drawn(fig, caption)
 

@@ -6,9 +6,8 @@ on (the lower end biases every point down by up to the bracket's width, and the 
 wherever brackets differ in relative width). A job whose η* is censored, no probe reached t
 (η* below the bracket's top) or the top of the bracket never failed (η* above its bottom), has no
 midpoint: it is counted and named in the fit's row, drawn as a bound in the figures, and never
-silently dropped. An architecture with a censored seed is left out whole (``fit.censoring:
-exclude``: a mean over its other seeds would be biased) or enters as a bound (``bounds``); see
-:mod:`milr.laws`, which also fits the paper's rivals.
+silently dropped. An architecture with a censored seed is left out whole (a mean over its other
+seeds would be biased); see :mod:`milr.laws`, which also fits the paper's rivals.
 
 Model: log y = log C - alpha * log(depth * width), least squares over architectures, each entering
 once as the mean of log y over its seeds. For λ1, which grows with depth x width, alpha < 0.
@@ -26,7 +25,7 @@ row says why.
 
 Prediction error: each architecture is left out in turn and predicted by the law fitted to the
 others; ``loo_rmse`` is the root mean square of log(measured / predicted), so exp(loo_rmse) is
-the typical factor by which the law misses an unseen architecture.
+the root-mean-square factor by which the law misses an unseen architecture.
 """
 
 from __future__ import annotations
@@ -73,9 +72,9 @@ class PowerLawFit:
     n_points: int
 
 
-def product_points(depth_width: np.ndarray, log_y: np.ndarray, kind: np.ndarray) -> Points:
+def product_points(depth_width: np.ndarray, log_y: np.ndarray) -> Points:
     """Points for the product law from depth x width alone (it only sees their product)."""
-    return Points(np.log(depth_width), np.zeros(len(depth_width)), log_y, kind)
+    return Points(np.log(depth_width), np.zeros(len(depth_width)), log_y)
 
 
 def power_law_fit(fit: LawFit, n_points: int) -> PowerLawFit:
@@ -116,17 +115,17 @@ def fit_power_law(
         )
     arch_x = np.array([x[g == k][0] for k in keys])
     log_y = np.array([np.log(y[g == k]).mean() for k in keys])
-    points = product_points(arch_x, log_y, np.full(len(keys), "value"))
+    points = product_points(arch_x, log_y)
     return power_law_fit(fit_law(LAWS["product"], points), len(y))
 
 
 def eta_fit_row(group: pd.DataFrame, options: FitOptions) -> dict[str, object]:
     """The paper's law for one (dataset, variant, threshold) under ``options``."""
     archs, points, dropped = points_for(group, options)
-    row = {"n_selected_out": dropped, **censor_counts(archs, options.censoring)}
-    n_points = int(fitted(archs, options.censoring).seeds.sum())
+    row = {"n_selected_out": dropped, **censor_counts(archs)}
+    n_points = int(fitted(archs).seeds.sum())
     try:
-        product = product_points(np.exp(points.log_d + points.log_w), points.log_y, points.kind)
+        product = product_points(np.exp(points.log_d + points.log_w), points.log_y)
         row.update(asdict(power_law_fit(fit_law(LAWS["product"], product), n_points)), error="")
     except MilrError as err:
         row.update(error=str(err))
@@ -136,8 +135,7 @@ def eta_fit_row(group: pd.DataFrame, options: FitOptions) -> dict[str, object]:
 def lambda1_fit_row(group: pd.DataFrame, options: FitOptions) -> dict[str, object]:
     """λ1's law over the architectures condition (i) keeps (λ1 is never censored)."""
     chosen, dropped = select_points(group, options)
-    row = {"n_selected_out": dropped, "n_censored": 0, "n_censored_architectures": 0}
-    row.update(censored="", n_left_out=0, censoring=options.censoring)
+    row = {"n_selected_out": dropped, "n_censored": 0, "n_left_out": 0, "censored": ""}
     try:
         fit = fit_power_law(
             chosen["depth"] * chosen["width"],
@@ -151,8 +149,8 @@ def lambda1_fit_row(group: pd.DataFrame, options: FitOptions) -> dict[str, objec
 
 
 FIT_COLUMNS = [
-    "quantity", "dataset", "variant", "threshold", "censoring", "n_censored",
-    "n_censored_architectures", "n_left_out", "censored", "n_selected_out",
+    "quantity", "dataset", "variant", "threshold", "n_censored", "n_left_out", "censored",
+    "n_selected_out",
     "min_width_over_depth", "max_relative_bracket",
     *(f.name for f in dataclasses.fields(PowerLawFit)), "error",
 ]  # fmt: skip

@@ -14,28 +14,26 @@ exponents, so one least-squares fit serves all four: regressors -[log d, log w] 
 -fixed · [log d, log w].
 
 Data: one point per architecture, the mean over its seeds of log η* (each seed's bracket
-midpoint, :func:`milr.fit.eta_point`). A censored seed (no probe reached t, or the top of the
-bracket never failed) makes its architecture's mean a bound, not a value. ``censoring``:
+midpoint, :func:`eta_point`). An architecture with a censored seed (no probe reached t, or the
+top of the bracket never failed) is left out whole and counted: a mean over its other seeds
+would be biased, and a network that never reaches t at any rate down to ``search.min_rate`` has
+no η* to put on a law; a bound placed at that floor would make the fit move with the floor.
 
-- ``exclude`` (default): architectures with a censored seed are left out whole and counted. A
-  mean over the other seeds would be biased (it drops the seed that could not be measured), and
-  in practice "no success" means the network never reached t at any rate down to
-  ``search.min_rate``: it cannot be trained to t at all, which is no point on a law of η*.
-- ``bounds``: they enter as bounds (a Tobit likelihood: normal scatter about the law, a bound
-  contributes the probability of lying beyond it); architectures censored both ways are left
-  out. Unbiased where a censored η* really is below (or above) the rates tried.
+Every law is fitted twice, to every architecture (``all``) and without depth 1
+(``no_depth_1``): a conclusion that one group of points carries shows up as a difference.
 
-Intervals: with no bound in the fit, the least-squares t-intervals, β ± t_{n-p} · s ·
-sqrt(diag((XᵀX)⁻¹)), s² = RSS / (n - p): exact under independent normal scatter of the
-architecture means about the law (architecture scatter plus seed noise), and measured to cover
-95% ± 2 points from 4 to 12 architectures (tests/test_laws.py). With bounds, the maximum-
-likelihood estimate and its observed-information covariance, scaled by n / (n - p) so that it
-equals the least-squares one when nothing is censored.
+Intervals: the least-squares t-intervals, β ± t_{n-p} · s · sqrt(diag((XᵀX)⁻¹)),
+s² = RSS / (n - p): exact under independent normal scatter of the architecture means about the
+law (architecture scatter plus seed noise), and measured to cover 95% ± 2 points on the demo's
+and the wide study's grids (tests/test_laws.py).
 
-Comparison: ``loo_rmse``, the root mean square of log(measured / predicted) for each
-architecture predicted by the law refitted without it (exp of it: the typical factor by which
-the law misses an unseen architecture), and AICc (Akaike's criterion with the small-sample
-correction; lower is better, differences above ~2 matter).
+Comparison: each architecture predicted by the law refitted without it. ``loo_rmse`` is the
+root mean square of log(measured / predicted) (exp of it: the root-mean-square factor by which
+the law misses an unseen architecture); it is NaN, with the reason, unless every fold fits, so
+that laws are compared on the same folds. The law with the lowest is the ``leader``; it is
+called ``best`` only where its squared fold errors are lower than every other law's by more
+than their uncertainty (paired t-tests over the folds, Holm-adjusted over the comparisons).
+AICc (Akaike's criterion with the small-sample correction) is reported beside it.
 """
 
 from __future__ import annotations
@@ -47,7 +45,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import stats
 
 from milr import MilrError
 from milr.names import LAW_NAMES
@@ -55,6 +53,10 @@ from milr.settings import FitOptions
 
 MIN_ARCHITECTURES = 4
 LEVEL = 0.95  # the intervals' nominal coverage
+ALPHA = 1 - LEVEL  # the tests' level, after Holm's adjustment
+# The architectures each law is fitted to: all, and all but depth 1 (does depth 1 carry it?).
+SUBSETS = {"all": 1, "no_depth_1": 2}  # name -> smallest depth kept
+SUBSET_WORDS = {"all": "all depths", "no_depth_1": "without depth 1"}
 
 
 @dataclass(frozen=True)
@@ -85,23 +87,18 @@ LAWS: dict[str, LawSpec] = {
 
 @dataclass(frozen=True)
 class Points:
-    """One point per architecture: log depth, log width, the mean log η* over its seeds and
-    what kind of number that mean is (``value``; ``below``/``above``: a bound)."""
+    """One point per measured architecture: log depth, log width, the mean log η* over its
+    seeds."""
 
     log_d: np.ndarray
     log_w: np.ndarray
     log_y: np.ndarray
-    kind: np.ndarray  # "value", "below", "above"
 
     def __len__(self) -> int:
         return len(self.log_y)
 
     def subset(self, keep: np.ndarray) -> Points:
-        return Points(self.log_d[keep], self.log_w[keep], self.log_y[keep], self.kind[keep])
-
-    @property
-    def exact(self) -> np.ndarray:
-        return self.kind == "value"
+        return Points(self.log_d[keep], self.log_w[keep], self.log_y[keep])
 
 
 @dataclass(frozen=True)
@@ -114,13 +111,20 @@ class LawFit:
     dof: int  # n - p
     residual_sd: float
     n: int
-    n_bounds: int
     r2: float
     log_d_range: tuple[float, float]
     log_w_range: tuple[float, float]
     log_dw_range: tuple[float, float]
-    loo_rmse: float = math.nan
     aicc: float = math.nan
+    loo_errors: tuple[float, ...] = ()  # log(measured / predicted), one per fold, in order
+    loo_note: str = ""  # why leave-one-out is undefined, when it is
+
+    @property
+    def loo_rmse(self) -> float:
+        """Root mean square of the fold errors; NaN unless every fold fitted."""
+        if not self.loo_errors:
+            return math.nan
+        return float(np.sqrt(np.mean(np.square(self.loo_errors))))
 
     def t(self, level: float = LEVEL) -> float:
         return float(stats.t.ppf((1 + level) / 2, self.dof))
@@ -129,14 +133,23 @@ class LawFit:
         """(a, b)."""
         return np.array(self.spec.fixed) + np.array(self.spec.M).reshape(2, -1) @ self.beta[1:]
 
+    def _exponent_se(self, weights: Sequence[float]) -> tuple[float, float]:
+        w = np.asarray(weights, float)
+        g = np.concatenate([[0.0], w @ np.array(self.spec.M).reshape(2, -1)])  # d/dβ
+        return float(w @ self.exponents()), math.sqrt(max(float(g @ self.cov @ g), 0.0))
+
     def exponent_interval(self, weights: Sequence[float], level: float = LEVEL) -> tuple:
         """Estimate and interval of weights · (a, b): (1, 0) is a, (0, 1) is b, (1, -1) a - b."""
-        w = np.asarray(weights, float)
-        m = np.array(self.spec.M).reshape(2, -1)
-        centre = float(w @ self.exponents())
-        g = np.concatenate([[0.0], w @ m])  # gradient in beta
-        half = self.t(level) * math.sqrt(max(float(g @ self.cov @ g), 0.0))
+        centre, se = self._exponent_se(weights)
+        half = self.t(level) * se
         return centre, centre - half, centre + half
+
+    def exponent_p(self, weights: Sequence[float], value: float = 0.0) -> float:
+        """Two-sided p of the t-test that weights · (a, b) = ``value`` (NaN for a fixed one)."""
+        centre, se = self._exponent_se(weights)
+        if se == 0:
+            return math.nan
+        return float(2 * stats.t.sf(abs(centre - value) / se, self.dof))
 
     def log_c_interval(self, level: float = LEVEL) -> tuple[float, float, float]:
         half = self.t(level) * math.sqrt(float(self.cov[0, 0]))
@@ -168,39 +181,31 @@ def _aicc(log_likelihood: float, k: int, n: int) -> float:
 
 
 def fit_law(spec: LawSpec, points: Points, with_loo: bool = True) -> LawFit:
-    """Fit ``spec`` to ``points``: least squares, or the Tobit likelihood where bounds enter."""
+    """Fit ``spec`` to ``points`` by least squares (with its leave-one-out errors)."""
     n, p = len(points), spec.free + 1
     x, offset = design(spec, points.log_d, points.log_w)
-    exact = points.exact
-    if int(exact.sum()) < max(MIN_ARCHITECTURES, p + 1) or np.linalg.matrix_rank(x[exact]) < p:
+    if n < max(MIN_ARCHITECTURES, p + 1) or np.linalg.matrix_rank(x) < p:
         raise MilrError(
-            f"not fitted: {int(exact.sum())} architectures with a measured η*; the {spec.name} "
+            f"not fitted: {n} architectures with a measured η*; the {spec.name} "
             f"law needs at least {max(MIN_ARCHITECTURES, p + 1)} that vary in "
             f"{'depth and width' if spec.free == 2 else 'the law' + chr(39) + 's variable'}"
         )
     y = points.log_y - offset
-    beta, *_ = np.linalg.lstsq(x[exact], y[exact], rcond=None)
-    if exact.all():
-        residual = y - x @ beta
-        rss = float(residual @ residual)
-        s2 = rss / (n - p)
-        cov = s2 * np.linalg.inv(x.T @ x)
-        sigma_ml = math.sqrt(rss / n)
-        log_likelihood = float(stats.norm.logpdf(residual, scale=max(sigma_ml, 1e-300)).sum())
-    else:
-        beta, cov, s2, log_likelihood = _tobit(x, y, points.kind, beta)
-    total = points.log_y[exact] - points.log_y[exact].mean()
-    fitted = x[exact] @ beta + offset[exact]
-    r2 = 1 - float(np.sum((points.log_y[exact] - fitted) ** 2)) / float(total @ total)
+    beta, *_ = np.linalg.lstsq(x, y, rcond=None)
+    residual = y - x @ beta
+    rss = float(residual @ residual)
+    s2 = rss / (n - p)
+    sigma_ml = math.sqrt(rss / n)
+    log_likelihood = float(stats.norm.logpdf(residual, scale=max(sigma_ml, 1e-300)).sum())
+    total = points.log_y - points.log_y.mean()
     fit = LawFit(
         spec=spec,
         beta=beta,
-        cov=cov,
+        cov=s2 * np.linalg.inv(x.T @ x),
         dof=n - p,
         residual_sd=math.sqrt(s2),
         n=n,
-        n_bounds=int((~exact).sum()),
-        r2=r2,
+        r2=1 - rss / float(total @ total),
         log_d_range=_range(points.log_d),
         log_w_range=_range(points.log_w),
         log_dw_range=_range(points.log_d + points.log_w),
@@ -208,66 +213,62 @@ def fit_law(spec: LawSpec, points: Points, with_loo: bool = True) -> LawFit:
     )
     if not with_loo:
         return fit
-    return dataclasses.replace(fit, loo_rmse=loo_rmse(spec, points))
+    errors, note = loo_errors(spec, points)
+    return dataclasses.replace(fit, loo_errors=errors, loo_note=note)
 
 
 def _range(values: np.ndarray) -> tuple[float, float]:
     return float(values.min()), float(values.max())
 
 
-def _tobit(x, y, kind, start) -> tuple[np.ndarray, np.ndarray, float, float]:
-    """Maximum likelihood with bounds: β, its covariance (scaled n / (n - p)), s², log L."""
-    n, p = x.shape
-    exact, below, above = kind == "value", kind == "below", kind == "above"
-
-    def nll(params: np.ndarray) -> float:
-        beta, log_sigma = params[:-1], params[-1]
-        sigma = math.exp(log_sigma)
-        z = (y - x @ beta) / sigma
-        total = stats.norm.logpdf(z[exact]).sum() - exact.sum() * log_sigma
-        total += stats.norm.logcdf(z[below]).sum() + stats.norm.logsf(z[above]).sum()
-        return -float(total)
-
-    residual = y[exact] - x[exact] @ start
-    sigma0 = max(float(np.sqrt(np.mean(residual**2))), 1e-3)
-    settings = {"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20000}
-    start_params = np.append(start, math.log(sigma0))
-    result = optimize.minimize(nll, start_params, method="Nelder-Mead", options=settings)
-    params = result.x
-    hessian = _numerical_hessian(nll, params)
-    try:
-        cov_all = np.linalg.inv(hessian)
-    except np.linalg.LinAlgError as err:
-        raise MilrError("not fitted: the censored fit's information matrix is singular") from err
-    scale = n / (n - p)
-    sigma = math.exp(params[-1])
-    return params[:-1], cov_all[:p, :p] * scale, sigma**2 * scale, -float(result.fun)
-
-
-def _numerical_hessian(f, at: np.ndarray, step: float = 1e-4) -> np.ndarray:
-    """Central second differences of ``f`` at ``at``."""
-    k = len(at)
-    h = np.zeros((k, k))
-    for i in range(k):
-        for j in range(i, k):
-            ei, ej = np.eye(k)[i] * step, np.eye(k)[j] * step
-            value = f(at + ei + ej) - f(at + ei - ej) - f(at - ei + ej) + f(at - ei - ej)
-            h[i, j] = h[j, i] = value / (4 * step * step)
-    return h
+def loo_errors(spec: LawSpec, points: Points) -> tuple[tuple[float, ...], str]:
+    """Each architecture predicted by the law refitted without it: log(measured / predicted),
+    fold by fold; none, and the reason, when a fold cannot be fitted (a law scored on fewer
+    folds would be compared with the others on different data)."""
+    errors = []
+    for i in range(len(points)):
+        try:
+            fit = fit_law(spec, points.subset(np.arange(len(points)) != i), with_loo=False)
+        except MilrError as err:
+            depth, width = math.exp(points.log_d[i]), math.exp(points.log_w[i])
+            return (), f"leave-one-out undefined: without {depth:.0f}x{width:.0f}, {err}"
+        x, offset = design(spec, points.log_d[[i]], points.log_w[[i]])
+        errors.append(float(points.log_y[i] - (x[0] @ fit.beta + offset[0])))
+    return tuple(errors), ""
 
 
 def loo_rmse(spec: LawSpec, points: Points) -> float:
-    """Each measured architecture predicted by the law refitted without it (bounds stay in)."""
-    errors = []
-    for i in np.flatnonzero(points.exact):
-        keep = np.arange(len(points)) != i
-        try:
-            fit = fit_law(spec, points.subset(keep), with_loo=False)
-        except MilrError:
-            continue
-        x, offset = design(spec, points.log_d[[i]], points.log_w[[i]])
-        errors.append(points.log_y[i] - float(x[0] @ fit.beta + offset[0]))
+    """The root-mean-square leave-one-out error of ``spec`` on ``points`` (NaN: undefined)."""
+    errors, _ = loo_errors(spec, points)
     return float(np.sqrt(np.mean(np.square(errors)))) if errors else math.nan
+
+
+def paired_loo(law: LawFit, leader: LawFit) -> tuple[float, float, float]:
+    """How much worse ``law`` predicts than ``leader`` on the same folds: the mean over folds of
+    the difference of squared log errors, its standard error, and the two-sided p of a paired
+    t-test that the mean is 0 (folds treated as independent, an approximation: each fold's
+    refit shares all but two architectures with another's)."""
+    diff = np.square(law.loo_errors) - np.square(leader.loo_errors)
+    n = len(diff)
+    if n < 3 or len(law.loo_errors) != len(leader.loo_errors):
+        return math.nan, math.nan, math.nan
+    mean, se = float(diff.mean()), float(diff.std(ddof=1) / math.sqrt(n))
+    if se == 0:
+        return mean, 0.0, 1.0 if mean == 0 else 0.0
+    return mean, se, float(2 * stats.t.sf(abs(mean) / se, n - 1))
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment (family-wise error): NaNs stay NaN and do not count."""
+    p = np.asarray(pvalues, float)
+    finite = np.flatnonzero(np.isfinite(p))
+    adjusted = np.full(len(p), math.nan)
+    order = finite[np.argsort(p[finite], kind="stable")]
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(order) - rank) * p[i]))
+        adjusted[i] = running
+    return adjusted.tolist()
 
 
 assert tuple(LAWS) == LAW_NAMES, "milr.names.LAW_NAMES lists the laws defined here"
@@ -286,9 +287,13 @@ def eta_point(table: pd.DataFrame) -> pd.Series:
                      index=table.index)  # fmt: skip
 
 
-def select_points(table: pd.DataFrame, options: FitOptions) -> tuple[pd.DataFrame, int]:
-    """Jobs that may enter a fit: width/depth above the ratio and, for measured η*, a bracket
-    narrow enough (a censored job has no bracket to judge: censoring counts it, not this)."""
+def select_points(
+    table: pd.DataFrame, options: FitOptions, subset: str = "all"
+) -> tuple[pd.DataFrame, int]:
+    """Jobs that may enter a fit: the subset's depths, width/depth above the ratio and, for
+    measured η*, a bracket narrow enough (a censored job has no bracket to judge: it is counted
+    as censored, not here). The count is of jobs condition (i) or the bracket rule left out."""
+    table = table[table["depth"] >= SUBSETS[subset]]
     keep = table["width"] / table["depth"] >= options.min_width_over_depth
     if "relative_bracket" in table and options.max_relative_bracket is not None:
         censored = table["no_success"].astype(bool) | table["hit_upper_bound"].astype(bool)
@@ -296,28 +301,21 @@ def select_points(table: pd.DataFrame, options: FitOptions) -> tuple[pd.DataFram
     return table[keep], int((~keep).sum())
 
 
-def job_kinds(table: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
-    """Each job's log η* (or log bound) and its kind: value, below (no probe reached t: η* is
-    below the bracket's top) or above (the top never failed: η* is above its bottom)."""
+def job_kinds(table: pd.DataFrame) -> pd.Series:
+    """Each job's kind: value, below (no probe reached t: η* is below the bracket's top) or
+    above (the top never failed: η* is above its bottom)."""
     below = table["no_success"].astype(bool)
     above = table["hit_upper_bound"].astype(bool) & ~below
-    kind = pd.Series(np.where(below, "below", np.where(above, "above", "value")), table.index)
-    value = eta_point(table)
-    bound = np.where(below, table["bracket_high"].astype(float),
-                     table["bracket_low"].astype(float))  # fmt: skip
-    with np.errstate(divide="ignore"):
-        log_y = np.log(np.where(kind == "value", value, bound))
-    return pd.Series(log_y, table.index), kind
+    return pd.Series(np.where(below, "below", np.where(above, "above", "value")), table.index)
 
 
 def architecture_table(eta: pd.DataFrame) -> pd.DataFrame:
     """One row per architecture of one (dataset, variant, threshold): the mean log η* over its
-    seeds, the geometric means of their brackets, and its kind (``value``; ``below`` or
-    ``above`` when a seed is censored that way, the mean then being a bound; ``mixed``)."""
-    log_y, kind = job_kinds(eta)
+    seeds (NaN when a seed is censored), the geometric means of their brackets, and its kind
+    (``value``; ``below`` or ``above`` when a seed is censored that way; ``mixed``)."""
     jobs = eta.assign(
-        log_y=log_y,
-        kind=kind,
+        log_y=np.log(eta_point(eta)),
+        kind=job_kinds(eta),
         log_low=np.log(eta.bracket_low.astype(float).where(lambda v: v > 0)),
         log_high=np.log(eta.bracket_high.astype(float)),
     )
@@ -326,57 +324,61 @@ def architecture_table(eta: pd.DataFrame) -> pd.DataFrame:
         censored = set(kinds) - {"value"}
         return "value" if not censored else censored.pop() if len(censored) == 1 else "mixed"
 
-    table = jobs.groupby(["depth", "width"], as_index=False).agg(
-        log_y=("log_y", "mean"),
+    return jobs.groupby(["depth", "width"], as_index=False).agg(
+        log_y=("log_y", lambda v: v.mean(skipna=False)),
         log_low=("log_low", "mean"),
         log_high=("log_high", "mean"),
         seeds=("seed", "count"),
         censored_seeds=("kind", lambda k: int((k != "value").sum())),
         kind=("kind", arch_kind),
     )
-    return table
 
 
-def fitted(archs: pd.DataFrame, censoring: str) -> pd.DataFrame:
-    """The architectures a fit uses under ``censoring``: exclude keeps measured ones only,
-    bounds keeps the one-sided bounds as well."""
-    keep = archs.kind == "value" if censoring == "exclude" else archs.kind != "mixed"
-    return archs[keep & np.isfinite(archs.log_y)]
+def fitted(archs: pd.DataFrame) -> pd.DataFrame:
+    """The architectures a fit uses: every seed measured."""
+    return archs[(archs.kind == "value") & np.isfinite(archs.log_y)]
 
 
-def to_points(archs: pd.DataFrame, censoring: str) -> Points:
-    """The points of the architectures a fit uses under ``censoring``."""
-    chosen = fitted(archs, censoring)
+def to_points(archs: pd.DataFrame) -> Points:
+    """The points of the architectures a fit uses."""
+    chosen = fitted(archs)
     return Points(
         np.log(chosen.depth.to_numpy(float)),
         np.log(chosen.width.to_numpy(float)),
         chosen.log_y.to_numpy(float),
-        chosen.kind.to_numpy(str),
     )
 
 
-def censor_counts(archs: pd.DataFrame, censoring: str) -> dict[str, object]:
-    """What censoring did to a fit: censored jobs, architectures, and which were left out."""
+def censor_counts(archs: pd.DataFrame) -> dict[str, object]:
+    """What censoring did to a fit: censored jobs, and the architectures left out for them."""
     censored = archs[archs.kind != "value"]
-    left_out = censored if censoring == "exclude" else censored[censored.kind == "mixed"]
     return {
-        "censoring": censoring,
         "n_censored": int(archs.censored_seeds.sum()),
-        "n_censored_architectures": len(censored),
+        "n_left_out": len(censored),
         "censored": " ".join(f"{d}x{w}:{k}" for d, w, k in zip(censored.depth, censored.width,
                                                                censored.kind, strict=True)),
-        "n_left_out": len(left_out),
     }  # fmt: skip
+
+
+def points_for(
+    eta: pd.DataFrame, options: FitOptions, subset: str = "all"
+) -> tuple[pd.DataFrame, Points, int]:
+    """The architectures of one law's η* jobs, the points its fit uses, and how many jobs the
+    selection (condition (i), bracket width) left out."""
+    chosen, dropped = select_points(eta, options, subset)
+    archs = architecture_table(chosen)
+    return archs, to_points(archs), dropped
 
 
 # --- the laws table ---------------------------------------------------------------------------
 
 LAW_COLUMNS = [
-    "dataset", "variant", "threshold", "law", "formula", "source", "n_architectures",
-    "n_bounds", "censoring", "n_censored", "n_censored_architectures", "n_left_out", "censored",
-    "n_selected_out", "a", "a_low", "a_high", "b", "b_low", "b_high", "a_minus_b",
-    "a_minus_b_low", "a_minus_b_high", "C", "C_low", "C_high", "r2", "residual_sd", "loo_rmse",
-    "aicc", "delta_aicc", "best", "error",
+    "dataset", "variant", "threshold", "subset", "law", "formula", "source", "n_architectures",
+    "architectures", "n_censored", "n_left_out", "censored", "n_selected_out", "a", "a_low",
+    "a_high", "b", "b_low", "b_high", "a_minus_b", "a_minus_b_low", "a_minus_b_high",
+    "a_minus_b_p", "C", "C_low", "C_high", "r2", "residual_sd", "loo_rmse", "loo_folds",
+    "aicc", "delta_aicc", "leader", "vs_leader", "vs_leader_se", "vs_leader_p",
+    "vs_leader_p_holm", "best", "error",
 ]  # fmt: skip
 
 
@@ -386,47 +388,67 @@ def law_row(fit: LawFit) -> dict[str, object]:
     for name, weights in (("a", (1, 0)), ("b", (0, 1)), ("a_minus_b", (1, -1))):
         centre, low, high = fit.exponent_interval(weights)
         row.update({name: centre, f"{name}_low": low, f"{name}_high": high})
+    row["a_minus_b_p"] = fit.exponent_p((1, -1))
     log_c, low, high = fit.log_c_interval()
     row.update(C=math.exp(log_c), C_low=math.exp(low), C_high=math.exp(high))
     row.update(r2=fit.r2, residual_sd=fit.residual_sd, loo_rmse=fit.loo_rmse, aicc=fit.aicc)
-    row.update(n_architectures=fit.n, n_bounds=fit.n_bounds)
+    row.update(n_architectures=fit.n, loo_folds=len(fit.loo_errors), error=fit.loo_note)
     return row
 
 
+def ranking(fits: dict[str, LawFit]) -> dict[str, dict[str, object]]:
+    """The leader (lowest leave-one-out error) and each other law's paired difference from it;
+    the leader is ``best`` only where every difference is positive at Holm-adjusted ALPHA."""
+    scored = {name: f for name, f in fits.items() if math.isfinite(f.loo_rmse)}
+    out: dict[str, dict[str, object]] = {name: {"leader": False, "best": False} for name in fits}
+    if len(scored) < 2:
+        return out
+    leader = min(scored, key=lambda name: scored[name].loo_rmse)
+    others = [name for name in scored if name != leader]
+    tests = {name: paired_loo(scored[name], scored[leader]) for name in others}
+    adjusted = holm([tests[name][2] for name in others])
+    for name, p_holm in zip(others, adjusted, strict=True):
+        mean, se, p = tests[name]
+        out[name].update(vs_leader=mean, vs_leader_se=se, vs_leader_p=p, vs_leader_p_holm=p_holm)
+    beaten = [tests[n][0] > 0 and p < ALPHA for n, p in zip(others, adjusted, strict=True)]
+    out[leader].update(leader=True, best=all(beaten))
+    return out
+
+
 def laws_for(eta: pd.DataFrame, options: FitOptions) -> list[dict[str, object]]:
-    """Every law fitted to one (dataset, variant, threshold), best (lowest loo_rmse) marked."""
-    archs, points, dropped = points_for(eta, options)
-    common = {"n_selected_out": dropped, **censor_counts(archs, options.censoring)}
+    """Every law fitted to one (dataset, variant, threshold), with all depths and without
+    depth 1, each fit's leader and (where it is distinguishable) best law marked."""
     rows = []
-    for spec in LAWS.values():
-        row = {"law": spec.name, "formula": spec.formula, "source": spec.source, **common}
-        try:
-            row.update(law_row(fit_law(spec, points)), error="")
-        except MilrError as err:
-            row.update(n_architectures=len(points), error=str(err))
-        rows.append(row)
-    fitted = [r for r in rows if not r["error"]]
-    aiccs = [r["aicc"] for r in fitted if np.isfinite(r["aicc"])]
-    losses = [r["loo_rmse"] for r in fitted if np.isfinite(r["loo_rmse"])]
-    for row in rows:
-        row["delta_aicc"] = row["aicc"] - min(aiccs) if aiccs and not row["error"] else math.nan
-        row["best"] = bool(losses) and not row["error"] and row["loo_rmse"] == min(losses)
+    for subset in SUBSETS:
+        archs, points, dropped = points_for(eta, options, subset)
+        chosen = fitted(archs)
+        names = " ".join(f"{d}x{w}" for d, w in zip(chosen.depth, chosen.width, strict=True))
+        common = {"subset": subset, "n_selected_out": dropped, "architectures": names,
+                  **censor_counts(archs)}  # fmt: skip
+        fits, group = {}, []
+        for spec in LAWS.values():
+            row = {"law": spec.name, "formula": spec.formula, "source": spec.source, **common}
+            try:
+                fits[spec.name] = fit_law(spec, points)
+                row.update(law_row(fits[spec.name]))
+            except MilrError as err:
+                row.update(n_architectures=len(points), error=str(err))
+            group.append(row)
+        marks = ranking(fits)
+        aiccs = [f.aicc for f in fits.values() if np.isfinite(f.aicc)]
+        for row in group:
+            fit = fits.get(row["law"])
+            row.update(marks.get(row["law"], {"leader": False, "best": False}))
+            row["delta_aicc"] = fit.aicc - min(aiccs) if fit is not None and aiccs else math.nan
+        rows += group
     return rows
 
 
 def laws_table(eta: pd.DataFrame, options: FitOptions) -> pd.DataFrame:
-    """``laws.csv``: every law for every dataset x variant x threshold."""
+    """``laws.csv``: every law for every dataset x variant x threshold x subset."""
     rows = []
     ok = eta[eta.status == "ok"] if "status" in eta else eta
     for (dataset, variant, threshold), group in ok.groupby(["dataset", "variant", "threshold"]):
         labels = {"dataset": dataset, "variant": variant, "threshold": float(threshold)}
         rows += [{**labels, **row} for row in laws_for(group, options)]
     return pd.DataFrame(rows, columns=LAW_COLUMNS)
-
-
-def points_for(eta: pd.DataFrame, options: FitOptions) -> tuple[pd.DataFrame, Points, int]:
-    """The architectures of one law's η* jobs, the points its fit uses, and how many jobs the
-    selection (condition (i), bracket width) left out."""
-    chosen, dropped = select_points(eta, options)
-    archs = architecture_table(chosen)
-    return archs, to_points(archs, options.censoring), dropped

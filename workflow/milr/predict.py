@@ -1,10 +1,12 @@
 """Use the law: η* predicted for an unseen architecture, with an interval that covers it.
 
 The law is one of :mod:`milr.laws` (the paper's product law by default; ``--law best`` picks
-the one with the lowest leave-one-out error), fitted by least squares of log η* (the mean over
-seeds of each architecture's bracket midpoint) over the architectures that satisfy the study's
-condition (i). Its parameter intervals say how well the exponents are known; they do not say
-where a new architecture's η* will fall, because architectures scatter about the law (R² < 1).
+the law that predicts left-out architectures better than every other by more than its
+uncertainty, and the product law where no law does), fitted by least squares of log η* (the
+mean over seeds of each architecture's bracket midpoint) over the architectures that satisfy
+the study's condition (i). Its parameter intervals say how well the exponents are known; they
+do not say where a new architecture's η* will fall, because architectures scatter about the law
+(R² < 1).
 The prediction interval here is the classical one for a new observation of a linear model,
 
     log η̂ ± t_{n-p, (1+level)/2} · s · sqrt(1 + x₀ᵀ(XᵀX)⁻¹x₀),
@@ -18,14 +20,16 @@ interval about ``level`` of the time if the interval is honest.
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 
 from milr import MilrError
-from milr.laws import LAWS, LawFit, fit_law, points_for
+from milr.laws import LAWS, LawFit, fit_law, points_for, ranking
 from milr.records import Study
 from milr.settings import FitOptions, PredictOptions
 
@@ -43,20 +47,19 @@ class Prediction:
 
 def choose_law(name: str, eta: pd.DataFrame, options: FitOptions) -> LawFit:
     """The law ``name`` fitted to one (dataset, variant, threshold)'s η* jobs; ``best``: the
-    law with the lowest leave-one-out error among those that can be fitted."""
+    law laws.csv calls best (its leave-one-out error lower than every other's by more than the
+    uncertainty), else the paper's product law."""
     points = points_for(eta, options)[1]  # architectures, points, jobs selected out
     if name != "best":
         return fit_law(LAWS[name], points)
-    fits = []
+    fits = {}
     for spec in LAWS.values():
         try:
-            fits.append(fit_law(spec, points))
+            fits[spec.name] = fit_law(spec, points)
         except MilrError:
             continue
-    ranked = [f for f in fits if np.isfinite(f.loo_rmse)]
-    if not ranked:
-        return fit_law(LAWS["product"], points)  # raises the reason
-    return min(ranked, key=lambda f: f.loo_rmse)
+    best = [law for law, marks in ranking(fits).items() if marks["best"]]
+    return fits[best[0]] if best else fit_law(LAWS["product"], points)
 
 
 def outside(law: LawFit, depth: int, width: int) -> bool:
@@ -109,19 +112,20 @@ def fit_options_of(fits: pd.DataFrame, dataset: str, variant: str, threshold: fl
             f"the study has no law for {dataset}/{variant} at t={threshold:g}: {row.error}"
         )
     bracket = row.get("max_relative_bracket", math.nan)
-    censoring = row.get("censoring", "exclude")
     return FitOptions(
         min_width_over_depth=float(row.min_width_over_depth),
         max_relative_bracket=None if pd.isna(bracket) else float(bracket),
-        censoring=censoring if isinstance(censoring, str) else "exclude",
     )
 
 
 def leave_one_out(
-    eta: pd.DataFrame, fits: pd.DataFrame, options: PredictOptions, law: str = "product"
+    eta: pd.DataFrame,
+    fits: pd.DataFrame,
+    options: PredictOptions,
+    laws: Sequence[str] = tuple(LAWS),
 ) -> pd.DataFrame:
-    """Every measured architecture of every fitted η* law, predicted by ``law`` refitted
-    without it (``best``: the law chosen anew without it, as a user would)."""
+    """Every measured architecture of every fitted η* law, predicted by each of ``laws``
+    refitted without it (``best``: the law chosen anew without it, as a user would)."""
     rows = []
     ok = eta[eta.status == "ok"] if "status" in eta else eta
     for (dataset, variant, threshold), group in ok.groupby(["dataset", "variant", "threshold"]):
@@ -130,7 +134,7 @@ def leave_one_out(
         except MilrError:
             continue  # no law to validate (too few architectures): fits.csv says why
         archs = points_for(group, fit_options)[0]
-        for i in np.flatnonzero(archs.kind == "value"):
+        for law, i in itertools.product(laws, np.flatnonzero(archs.kind == "value")):
             left_out = archs.iloc[i]
             rest = group[(group.depth != left_out.depth) | (group.width != left_out.width)]
             try:
@@ -147,21 +151,22 @@ def leave_one_out(
                 "measured": measured, "bracket_low": math.exp(left_out.log_low),
                 "bracket_high": math.exp(left_out.log_high), "predicted": guess.eta,
                 "low": guess.low, "high": guess.high, "inside": guess.low <= measured <= guess.high,
-                "outside_range": guess.outside_range, "level": options.level,
-                "law": fitted.spec.name, "law_r2": fitted.r2, "law_alpha": alpha,
+                "outside_range": guess.outside_range, "level": options.level, "law": law,
+                "law_fitted": fitted.spec.name, "law_r2": fitted.r2, "law_alpha": alpha,
                 "law_architectures": fitted.n,
             })  # fmt: skip
     columns = ["dataset", "variant", "threshold", "depth", "width", "seeds", "measured",
                "bracket_low", "bracket_high", "predicted", "low", "high", "inside",
-               "outside_range", "level", "law", "law_r2", "law_alpha",
+               "outside_range", "level", "law", "law_fitted", "law_r2", "law_alpha",
                "law_architectures"]  # fmt: skip
     return pd.DataFrame(rows, columns=columns)
 
 
 def coverage(loao: pd.DataFrame) -> pd.DataFrame:
-    """Per law: how often the measured η* fell inside its leave-one-out prediction interval."""
+    """Per law and η* fit: how often the measured η* fell inside its leave-one-out prediction
+    interval."""
     return (
-        loao.groupby(["dataset", "variant", "threshold"], as_index=False)
+        loao.groupby(["dataset", "variant", "threshold", "law"], as_index=False, sort=False)
         .agg(covered=("inside", "sum"), architectures=("inside", "size"), level=("level", "first"))
         .assign(coverage=lambda t: t.covered / t.architectures)
     )
@@ -238,7 +243,7 @@ def predict_table(
     ratio = fit_options.min_width_over_depth
     predictions = [predict(law, d, w, options.level, ratio) for d, w in architectures]
     chosen = " (best: lowest leave-one-out error)" if law_name == "best" else ""
-    check = leave_one_out(rows, fits, options, law_name)
+    check = leave_one_out(rows, fits, options, (law_name,))
     lines = [
         f"{dataset}, input-layer variant {variant}, t = {threshold:g}, {law.spec.name} law"
         f"{chosen}: η* ≈ {law_formula(law)}; R² {law.r2:.2f} over {law.n} architectures "

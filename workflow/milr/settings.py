@@ -240,15 +240,12 @@ class FitOptions(Settings):
     """Which points enter a power-law fit, and how its interval is estimated."""
 
     min_width_over_depth: float = setting(
-        0.0, help="condition (i): fit only width >= this x depth", minimum=0
+        16.0,
+        help="condition (i), width large compared with depth: fit only width >= this x depth",
+        minimum=0,
     )
     max_relative_bracket: float | None = setting(
         None, help="drop points whose bracket high/low exceeds this (default: keep all)", above=1
-    )
-    censoring: str = setting(
-        "exclude",
-        help="architectures with a censored seed: exclude them whole, or fit them as bounds",
-        choices=("exclude", "bounds"),
     )
 
 

@@ -36,7 +36,8 @@ rule aggregate:
 
 
 rule fit:
-    """Power laws eta* ~ C (depth x width)^-alpha and the same for lambda1, with 95% intervals."""
+    """Power laws eta* ~ C (depth x width)^-alpha and the same for lambda1, with 95% intervals;
+    the paper's law beside its rivals (with and without depth 1); within-depth width slopes."""
     input:
         eta=rules.aggregate.output.eta,
         sharpness=rules.aggregate.output.sharpness,
@@ -47,6 +48,9 @@ rule fit:
         ),
         laws=report(
             f"{R}/tables/laws.csv", caption="../report/table.rst", category="Tables"
+        ),
+        slopes=report(
+            f"{R}/tables/slopes.csv", caption="../report/table.rst", category="Tables"
         ),
     log:
         f"{R}/logs/fit.log",
@@ -59,7 +63,8 @@ rule fit:
         code=CODE["fit"],
     shell:
         "milr fit --eta {input.eta} --sharpness {input.sharpness} --study {input.study}"
-        " --out {output.fits} --laws-out {output.laws} {params.args} > {log} 2>&1"
+        " --out {output.fits} --laws-out {output.laws} --slopes-out {output.slopes}"
+        " {params.args} > {log} 2>&1"
 
 
 rule validate:
