@@ -6,8 +6,8 @@ sharpness λ1 at initialisation, as in Iyer, Hanin & Rolnick (ICML 2023).
 
 Layers, bottom up (no module imports one above it): ``names``, ``settings``, ``io``,
 ``records`` -> ``data``, ``model``, ``journal``, ``search`` -> ``train`` -> ``batched`` ->
-``prober`` -> ``measure``, ``sharpness`` -> ``tables``, ``fit``, ``figures``, ``config``,
-``plan`` -> ``cli``.
+``prober`` -> ``measure``, ``sharpness`` -> ``tables``, ``laws`` -> ``fit``, ``evidence``,
+``predict`` -> ``figures``, ``summary``, ``config``, ``plan`` -> ``cli``.
 """
 
 __version__ = "0.1.0"

@@ -116,7 +116,9 @@ def _product_sentence(tests: pd.DataFrame, n_tests: int) -> str:
     elif rejected["no_depth_1"]:
         verdict = "a = b is rejected only without depth 1"
     else:
-        verdict = "a = b is not rejected: these data cannot tell the product law from a ≠ b"
+        verdict = (
+            "a = b is not rejected: these data do not tell the product law from separate exponents"
+        )
     return (f"a − b: {'; '.join(parts)}; Holm over the {n_tests} a − b tests of this study: "
             f"{verdict}.")  # fmt: skip
 

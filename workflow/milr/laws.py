@@ -313,6 +313,11 @@ def architecture_table(eta: pd.DataFrame) -> pd.DataFrame:
     """One row per architecture of one (dataset, variant, threshold): the mean log η* over its
     seeds (NaN when a seed is censored), the geometric means of their brackets, and its kind
     (``value``; ``below`` or ``above`` when a seed is censored that way; ``mixed``)."""
+    if eta.empty:  # condition (i) or the subset kept no job
+        columns = ["depth", "width", "log_y", "log_low", "log_high", "seeds", "censored_seeds"]
+        return pd.DataFrame({c: pd.Series(dtype=float) for c in columns}).assign(
+            kind=pd.Series(dtype=str)
+        )
     jobs = eta.assign(
         log_y=np.log(eta_point(eta)),
         kind=job_kinds(eta),
