@@ -304,7 +304,7 @@ def test_laws_figure_draws_the_papers_law_beside_the_leader(tables):
     x, y = curves[0].get_data()
     assert y == pytest.approx(product.C * x**-product.a * widths[0] ** -product.b, rel=1e-9)
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert any("product (the paper's)" in label for label in labels)
+    assert any(label.startswith("product (paper) ×") for label in labels)
     assert "Holm-adjusted" in drawn.caption
     with pytest.raises(MilrError, match="needs --laws"):
         draw("laws", dataclasses.replace(tables, laws=None))

@@ -101,14 +101,18 @@ def _product_sentence(tests: pd.DataFrame, n_tests: int) -> str:
     for subset, words in SUBSET_WORDS.items():
         row = tests[tests["subset"] == subset]
         if row.empty:
-            parts.append(f"{words}: not fitted")
+            parts.append(f"{words}: not fitted (too few architectures)")
             continue
         r = row.iloc[0]
         rejected[subset] = bool(r["p_holm"] < ALPHA)
         interval = _interval(r["a_minus_b"], r["a_minus_b_low"], r["a_minus_b_high"])
         parts.append(f"{words} {interval} (Holm-adjusted p = {r['p_holm']:.2g})")
-    if len(rejected) < len(SUBSET_WORDS):
-        verdict = "the data cannot test it both ways"
+    if "all" not in rejected:
+        verdict = "too few architectures to test it"
+    elif "no_depth_1" not in rejected:
+        verdict = (("a = b is rejected with all depths" if rejected["all"] else
+                    "a = b is not rejected with all depths") + "; too few architectures remain "
+                   "without depth 1 to tell whether depth 1 carries the result")  # fmt: skip
     elif all(rejected.values()):
         verdict = "a = b, the product law, is rejected with and without depth 1"
     elif rejected["all"]:

@@ -694,9 +694,11 @@ def _law_curve(law: pd.Series, depth: np.ndarray, width: np.ndarray) -> np.ndarr
 
 
 def _law_label(law: pd.Series) -> str:
-    role = "the paper's" if law["law"] == "product" else (
-        "best" if str(law["best"]) == "True" else "lowest error, not distinguishable")  # fmt: skip
-    return f"{law['law']} ({role}): RMS leave-one-out ×{np.exp(law['loo_rmse']):.2f}"
+    """Short: the law, its role, its root-mean-square leave-one-out factor (the caption says
+    what each word means)."""
+    role = "paper" if law["law"] == "product" else (
+        "best" if str(law["best"]) == "True" else "lowest; tied")  # fmt: skip
+    return f"{law['law']} ({role}) ×{np.exp(law['loo_rmse']):.2f}"
 
 
 def supported_laws(laws: pd.DataFrame) -> pd.DataFrame:
@@ -769,10 +771,10 @@ def figure_laws(t: Tables) -> Drawn:
         "(right). Lines: the paper's C·(depth·width)^-α (solid) and, beside it, the law with "
         "the lowest leave-one-architecture-out error (laws.csv, all depths): dashed separate "
         "exponents C·depth^-a·width^-b, dash-dot depth only C·depth^-a, dotted C·depth^-3/2 "
-        "(Chen et al. 2024); a law without a width term is one black line. It is called best "
-        "only where its paired leave-one-out errors beat every other law's by more than their "
-        "uncertainty (Holm-adjusted); the legend gives each law's root-mean-square "
-        "leave-one-out factor. " + "; ".join(notes) + f". Config: {t.config_name}."
+        "(Chen et al. 2024); a law without a width term is one black line. Legend: each law's "
+        'root-mean-square leave-one-out factor; "best" where its paired leave-one-out errors '
+        'beat every other law\'s by more than their uncertainty (Holm-adjusted), "tied" where '
+        "they do not. " + "; ".join(notes) + f". Config: {t.config_name}."
     )
     return Drawn(fig, caption)
 
