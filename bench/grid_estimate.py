@@ -18,7 +18,8 @@ The estimate multiplies three things, and says which of them were measured:
 On a CPU the report also gives a GPU estimate from stated assumptions (a step costs at least
 its kernel launches, ~10 µs each, or its arithmetic at half of an H200's FP32 peak), never a
 measurement; run it with ``--device cuda`` on a GPU (``make gpu-check`` does) for measured
-numbers. Usage: python bench/grid_estimate.py [--config config.yaml] [--device cpu|cuda]
+numbers. Usage: python bench/grid_estimate.py [--config config.yaml] [--preset presets/X.yaml]
+[--device cpu|cuda] [--study results/X/tables]
 """
 
 from __future__ import annotations
@@ -108,6 +109,16 @@ def gpu_step_assumed(depth: int, width: int, in_dim: int, seeds: int) -> float:
     return max(launches, flops / (H200_FP32_FLOPS / 2))
 
 
+def merged(base: dict, over: dict) -> dict:
+    """``over`` merged into ``base`` key by key, as Snakemake merges a --configfile: nested
+    mappings merge, everything else (lists included) replaces."""
+    out = dict(base)
+    for key, value in over.items():
+        both = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = merged(out[key], value) if both else value
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=ROOT / "config.yaml")
@@ -115,8 +126,13 @@ def main() -> None:
     parser.add_argument("--study", type=Path, help="a finished study's tables folder")
     parser.add_argument("--sample", default="1x128,4x512,10x1024", help="depthxwidth,... timed")
     parser.add_argument("--cores", type=int, default=None, help="cores for the CPU wall time")
+    parser.add_argument("--preset", type=Path, action="append", default=[],
+                        help="merged over --config as Snakemake's --configfile does")  # fmt: skip
     args = parser.parse_args()
-    config = validate_config(yaml.safe_load(args.config.read_text()))
+    raw = yaml.safe_load(args.config.read_text())
+    for preset in args.preset:
+        raw = merged(raw, yaml.safe_load(preset.read_text()))
+    config = validate_config(raw)
     torch.set_num_threads(config["threads"])
     studies = (ROOT / "results/fashion/tables", ROOT / "results/mnist1d/tables")
     default_study = next((p for p in studies if p.is_dir()), None)

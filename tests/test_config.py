@@ -140,3 +140,27 @@ def test_any_valid_threshold_forms_a_path_the_workflow_accepts(paper, t):
         assert re.fullmatch("t" + WILDCARDS["threshold"], folder), folder
         assert float(folder[1:]) in {t, *config["datasets"]["mnist"]["threshold_sweep"]}
     assert sharpness_paths(config)
+
+
+@pytest.mark.parametrize("preset", ["mnist1d", "wide", "wide_fashion", "fashion", "quick", "tiny"])
+def test_every_preset_is_a_valid_config_and_keeps_the_one_condition_i(root, preset):
+    """Condition (i)'s factor is set once (the schema's default, which the settings share):
+    no preset or config.yaml restates or changes it; the wide presets keep it everywhere."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("grid", root / "bench" / "grid_estimate.py")
+    grid = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(grid)
+    text = yaml.safe_load((root / "presets" / f"{preset}.yaml").read_text())
+    paper = yaml.safe_load((root / "config.yaml").read_text())
+    assert "min_width_over_depth" not in text.get("fit", {})
+    assert "min_width_over_depth" not in paper.get("fit", {})
+    config = validate_config(grid.merged(paper, text))
+    from milr.settings import FitOptions
+
+    ratio = config["fit"]["min_width_over_depth"]
+    assert ratio == FitOptions().min_width_over_depth == 16
+    if preset.startswith("wide"):
+        assert all(
+            w >= ratio * d for d in config["grid"]["depths"] for w in config["grid"]["widths"]
+        )
