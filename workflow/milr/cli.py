@@ -312,8 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--law",
         choices=(*LAW_NAMES, "best"),
         default="product",
-        help="the paper's product law (default), a rival (milr.laws), or best: the lowest "
-        "leave-one-out error, named in the output",
+        help="the paper's product law (default), a rival (milr.laws), or best: the law whose "
+        "leave-one-out errors beat every other's (else the product law), named in the output",
     )
     add_options(pred, PredictOptions)
     pred.add_argument("--out", type=Path, help="also write the predictions as CSV")

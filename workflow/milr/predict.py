@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from milr import MilrError
-from milr.laws import LAWS, LawFit, fit_law, points_for, ranking
+from milr.laws import LAWS, LawFit, Points, fit_law, points_for, ranking
 from milr.records import Study
 from milr.settings import FitOptions, PredictOptions
 
@@ -45,21 +45,25 @@ class Prediction:
     condition_i: bool  # width >= min_width_over_depth x depth
 
 
-def choose_law(name: str, eta: pd.DataFrame, options: FitOptions) -> LawFit:
-    """The law ``name`` fitted to one (dataset, variant, threshold)'s η* jobs; ``best``: the
-    law laws.csv calls best (its leave-one-out error lower than every other's by more than the
-    uncertainty), else the paper's product law."""
-    points = points_for(eta, options)[1]  # architectures, points, jobs selected out
-    if name != "best":
-        return fit_law(LAWS[name], points)
+def best_law(points: Points) -> str | None:
+    """The law laws.csv would call best on ``points`` (its leave-one-out errors lower than
+    every other law's by more than their uncertainty), or None where no law is."""
     fits = {}
     for spec in LAWS.values():
         try:
             fits[spec.name] = fit_law(spec, points)
         except MilrError:
             continue
-    best = [law for law, marks in ranking(fits).items() if marks["best"]]
-    return fits[best[0]] if best else fit_law(LAWS["product"], points)
+    return next((law for law, marks in ranking(fits).items() if marks["best"]), None)
+
+
+def choose_law(name: str, eta: pd.DataFrame, options: FitOptions) -> LawFit:
+    """The law ``name`` fitted to one (dataset, variant, threshold)'s η* jobs; ``best``: the
+    law that is best on them, else the paper's product law."""
+    points = points_for(eta, options)[1]  # architectures, points, jobs selected out
+    if name == "best":
+        name = best_law(points) or "product"
+    return fit_law(LAWS[name], points)
 
 
 def outside(law: LawFit, depth: int, width: int) -> bool:
@@ -242,7 +246,11 @@ def predict_table(
         )
     ratio = fit_options.min_width_over_depth
     predictions = [predict(law, d, w, options.level, ratio) for d, w in architectures]
-    chosen = " (best: lowest leave-one-out error)" if law_name == "best" else ""
+    chosen = ""
+    if law_name == "best":
+        won = best_law(points_for(rows, fit_options)[1]) is not None
+        chosen = (" (best: its leave-one-out errors beat every other law's, Holm-adjusted)" if won
+                  else " (best: no law beats the others; the paper's law)")  # fmt: skip
     check = leave_one_out(rows, fits, options, (law_name,))
     lines = [
         f"{dataset}, input-layer variant {variant}, t = {threshold:g}, {law.spec.name} law"
