@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from milr.laws import ALPHA, LEVEL, SUBSET_WORDS, fitted, holm, points_for
+from milr.laws import ALPHA, LEVEL, SUBSET_WORDS, fitted, holm, per_fit_table, points_for
 from milr.settings import FitOptions
 
 SLOPE_COLUMNS = [
@@ -64,12 +64,7 @@ def slopes_for(eta: pd.DataFrame, options: FitOptions) -> list[dict[str, object]
 
 def slopes_table(eta: pd.DataFrame, options: FitOptions) -> pd.DataFrame:
     """``slopes.csv``: every fit's within-depth width exponents and within-width depth ones."""
-    rows = []
-    ok = eta[eta.status == "ok"] if "status" in eta else eta
-    for (dataset, variant, threshold), group in ok.groupby(["dataset", "variant", "threshold"]):
-        labels = {"dataset": dataset, "variant": variant, "threshold": float(threshold)}
-        rows += [{**labels, **row} for row in slopes_for(group, options)]
-    return pd.DataFrame(rows, columns=SLOPE_COLUMNS)
+    return per_fit_table(eta, options, slopes_for, SLOPE_COLUMNS)
 
 
 def number(value: float, digits: int = 2) -> str:

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -449,11 +449,21 @@ def laws_for(eta: pd.DataFrame, options: FitOptions) -> list[dict[str, object]]:
     return rows
 
 
-def laws_table(eta: pd.DataFrame, options: FitOptions) -> pd.DataFrame:
-    """``laws.csv``: every law for every dataset x variant x threshold x subset."""
+def per_fit_table(
+    eta: pd.DataFrame,
+    options: FitOptions,
+    rows_for: Callable[[pd.DataFrame, FitOptions], list[dict[str, object]]],
+    columns: list[str],
+) -> pd.DataFrame:
+    """``rows_for`` of every (dataset, variant, threshold) of the finished η* jobs, labelled."""
     rows = []
     ok = eta[eta.status == "ok"] if "status" in eta else eta
     for (dataset, variant, threshold), group in ok.groupby(["dataset", "variant", "threshold"]):
         labels = {"dataset": dataset, "variant": variant, "threshold": float(threshold)}
-        rows += [{**labels, **row} for row in laws_for(group, options)]
-    return pd.DataFrame(rows, columns=LAW_COLUMNS)
+        rows += [{**labels, **row} for row in rows_for(group, options)]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def laws_table(eta: pd.DataFrame, options: FitOptions) -> pd.DataFrame:
+    """``laws.csv``: every law for every dataset x variant x threshold x subset."""
+    return per_fit_table(eta, options, laws_for, LAW_COLUMNS)

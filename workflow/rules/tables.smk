@@ -37,7 +37,8 @@ rule aggregate:
 
 rule fit:
     """Power laws eta* ~ C (depth x width)^-alpha and the same for lambda1, with 95% intervals;
-    the paper's law beside its rivals (with and without depth 1); within-depth width slopes."""
+    the paper's law beside its rivals (with and without depth 1); within-depth width slopes.
+    """
     input:
         eta=rules.aggregate.output.eta,
         sharpness=rules.aggregate.output.sharpness,
