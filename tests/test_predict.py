@@ -125,11 +125,25 @@ def test_report_flags_extrapolation_and_condition_i():
     report, table = predict_table(eta, fits, STUDY, "gaussian", None, None,
                                   [(2, 128), (8, 64), (1, 4096)], PredictOptions())  # fmt: skip
     assert table.condition_i.tolist() == [True, False, True]
-    assert table.outside_range.tolist() == [False, False, True]
+    assert table.outside_range.tolist() == [False, True, True]  # depth 8: the study's are 1-4
     lines = report.splitlines()
     assert "R²" in lines[0] and "95% prediction intervals include that scatter" in lines[1]
-    assert "condition (i) fails" in lines[4] and "outside the fitted depth x width" in lines[5]
+    assert "condition (i) fails" in lines[4] and "outside the fitted depths" in lines[5]
     assert (table.low < table.eta).all() and (table.eta < table.high).all()
+
+
+@pytest.mark.parametrize("law", ["product", "separate", "depth", "best"])
+def test_every_law_flags_a_width_or_depth_it_never_saw(law):
+    """A law without a width term still saw only the study's widths: a width of 10^9 is an
+    extrapolation under every law, and so is a depth beyond the study's. (depth_3/2 has R² < 0
+    on this study and is refused before it predicts.)"""
+    eta = study_table(np.random.default_rng(4))
+    fits = fit_tables(eta, eta.iloc[0:0], OPTIONS)
+    report, table = predict_table(eta, fits, STUDY, "gaussian", None, None,
+                                  [(2, 128), (1, 10**9), (40, 1024)], PredictOptions(min_r2=0),
+                                  law)  # fmt: skip
+    assert table.outside_range.tolist() == [False, True, True]
+    assert report.count("outside the fitted depths") == 2
 
 
 def test_missing_or_weak_law_is_a_clear_error():

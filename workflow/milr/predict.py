@@ -67,17 +67,16 @@ def choose_law(name: str, eta: pd.DataFrame, options: FitOptions) -> LawFit:
 
 
 def outside(law: LawFit, depth: int, width: int) -> bool:
-    """Whether the architecture lies outside the fitted range of the law's own variables."""
+    """Whether the architecture lies outside the architectures the law was fitted on: its depth
+    or its width outside theirs (a law without width still saw only their widths), or, for the
+    product law, its depth x width outside theirs."""
     tolerance = 1e-9
-    if law.spec.name == "product":
-        low, high = law.log_dw_range
-        return not low - tolerance <= math.log(depth * width) <= high + tolerance
-    d_low, d_high = law.log_d_range
-    off = not d_low - tolerance <= math.log(depth) <= d_high + tolerance
-    if law.spec.name == "separate":
-        w_low, w_high = law.log_w_range
-        off |= not w_low - tolerance <= math.log(width) <= w_high + tolerance
-    return off
+
+    def off(value: float, log_range: tuple[float, float]) -> bool:
+        return not log_range[0] - tolerance <= math.log(value) <= log_range[1] + tolerance
+
+    product = law.spec.name == "product" and off(depth * width, law.log_dw_range)
+    return product or off(depth, law.log_d_range) or off(width, law.log_w_range)
 
 
 def predict(
@@ -193,15 +192,15 @@ def _note(p: Prediction, law: LawFit, min_ratio: float) -> str:
 
 
 def law_variables(law: LawFit) -> str:
-    """The fitted range of the law's variables, as a reader wants it."""
+    """The fitted range of the architectures, as a reader wants it."""
 
     def span(log_range: tuple[float, float]) -> str:
         return f"{math.exp(log_range[0]):g}-{math.exp(log_range[1]):g}"
 
-    if law.spec.name == "product":
-        return f"depth x width {span(law.log_dw_range)}"
-    text = f"depths {span(law.log_d_range)}"
-    return text + f", widths {span(law.log_w_range)}" if law.spec.name == "separate" else text
+    text = f"depths {span(law.log_d_range)}, widths {span(law.log_w_range)}"
+    return (
+        text + f", depth x width {span(law.log_dw_range)}" if law.spec.name == "product" else text
+    )
 
 
 def law_formula(law: LawFit) -> str:
