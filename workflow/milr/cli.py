@@ -599,8 +599,8 @@ def cmd_validate(args: argparse.Namespace) -> None:
     cover = coverage(loao)
     write_atomic(args.summary_out, cover.to_csv(index=False))
     for row in cover.itertuples():
-        print(f"{row.dataset}/{row.variant} t={row.threshold:g}: {row.covered}/{row.architectures}"
-              f" inside the {row.level:.0%} intervals")  # fmt: skip
+        print(f"{row.dataset}/{row.variant} t={row.threshold:g}, {row.law} law: {row.covered}/"
+              f"{row.architectures} inside the {row.level:.0%} intervals")  # fmt: skip
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
