@@ -256,8 +256,14 @@ def predict_table(
         f"{chosen}: η* ≈ {law_formula(law)}; R² {law.r2:.2f} over {law.n} architectures "
         f"({law_variables(law)}); architectures scatter about it by "
         f"x{math.exp(law.residual_sd):.2f} (1 sd)",
-        f"{options.level:.0%} prediction intervals include that scatter; left out one at a "
-        f"time, {int(check.inside.sum())} of {len(check)} architectures fell inside theirs.",
+        f"{options.level:.0%} prediction intervals include that scatter; "
+        + (
+            f"left out one at a time, {int(check.inside.sum())} of {len(check)} architectures "
+            "fell inside theirs."
+            if len(check)
+            else "too few architectures to check them by "
+            "leaving one out (the law needs 4 without it)."
+        ),  # fmt: skip
         f"{'depth':>5} {'width':>6} {'d x w':>7} {'η*':>9}  {'interval':<21} note",
     ]
     for p in predictions:
