@@ -1,5 +1,5 @@
 # milr: maximal initial learning rates of deep ReLU networks (Iyer, Hanin & Rolnick, ICML 2023).
-#   snakemake --cores 8 --resources gpu=2                 # the paper-scale study (config.yaml)
+#   snakemake --cores 8 --resources gpu=4                 # config.yaml: 2 GPUs x jobs_per_gpu 2
 #   snakemake --cores 2 --configfile presets/quick.yaml   # the CPU preset
 from snakemake.utils import min_version
 
