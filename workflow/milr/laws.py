@@ -237,12 +237,6 @@ def loo_errors(spec: LawSpec, points: Points) -> tuple[tuple[float, ...], str]:
     return tuple(errors), ""
 
 
-def loo_rmse(spec: LawSpec, points: Points) -> float:
-    """The root-mean-square leave-one-out error of ``spec`` on ``points`` (NaN: undefined)."""
-    errors, _ = loo_errors(spec, points)
-    return float(np.sqrt(np.mean(np.square(errors)))) if errors else math.nan
-
-
 def paired_loo(law: LawFit, leader: LawFit) -> tuple[float, float, float]:
     """How much worse ``law`` predicts than ``leader`` on the same folds: the mean over folds of
     the difference of squared log errors, its standard error, and the two-sided p of a paired
