@@ -76,7 +76,8 @@ def number(value: float, digits: int = 2) -> str:
     return (text.lstrip("-") if float(text) == 0 else text).replace("-", "−")
 
 
-def _interval(centre: float, low: float, high: float) -> str:
+def interval(centre: float, low: float, high: float) -> str:
+    """An estimate and its interval; the estimate alone where the interval is undefined."""
     if not (math.isfinite(low) and math.isfinite(high)):
         return number(centre)
     return f"{number(centre)} [{number(low)}, {number(high)}]"
@@ -100,8 +101,8 @@ def _product_sentence(tests: pd.DataFrame, n_tests: int) -> str:
             continue
         r = row.iloc[0]
         rejected[subset] = bool(r["p_holm"] < ALPHA)
-        interval = _interval(r["a_minus_b"], r["a_minus_b_low"], r["a_minus_b_high"])
-        parts.append(f"{words} {interval} (Holm-adjusted p = {r['p_holm']:.2g})")
+        shown = interval(r["a_minus_b"], r["a_minus_b_low"], r["a_minus_b_high"])
+        parts.append(f"{words} {shown} (Holm-adjusted p = {r['p_holm']:.2g})")
     if "all" not in rejected:
         verdict = "too few architectures to test it"
     elif "no_depth_1" not in rejected:
@@ -156,7 +157,7 @@ def _slopes_sentence(slopes: pd.DataFrame) -> str:
     if width.empty:
         return "Width exponent within a depth: no depth has two widths the fits use."
     return "Width exponent within each depth: " + ", ".join(
-        f"{_interval(r.slope, r.low, r.high)} at depth {r.at}" for r in width.itertuples()
+        f"{interval(r.slope, r.low, r.high)} at depth {r.at}" for r in width.itertuples()
     ) + "."  # fmt: skip
 
 

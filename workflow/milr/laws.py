@@ -377,7 +377,7 @@ LAW_COLUMNS = [
     "a_high", "b", "b_low", "b_high", "a_minus_b", "a_minus_b_low", "a_minus_b_high",
     "a_minus_b_p", "C", "C_low", "C_high", "r2", "residual_sd", "loo_rmse", "loo_folds",
     "aicc", "delta_aicc", "leader", "vs_leader", "vs_leader_se", "vs_leader_p",
-    "vs_leader_p_holm", "best", "error",
+    "vs_leader_p_holm", "best", "loo_note", "error",
 ]  # fmt: skip
 
 
@@ -391,8 +391,28 @@ def law_row(fit: LawFit) -> dict[str, object]:
     log_c, low, high = fit.log_c_interval()
     row.update(C=math.exp(log_c), C_low=math.exp(low), C_high=math.exp(high))
     row.update(r2=fit.r2, residual_sd=fit.residual_sd, loo_rmse=fit.loo_rmse, aicc=fit.aicc)
-    row.update(n_architectures=fit.n, loo_folds=len(fit.loo_errors), error=fit.loo_note)
+    row.update(n_architectures=fit.n, loo_folds=len(fit.loo_errors), loo_note=fit.loo_note)
+    row["error"] = ""
     return row
+
+
+def fit_every_law(points: Points) -> tuple[dict[str, LawFit], dict[str, str]]:
+    """Every law fitted to ``points``: the fits, and why each law that could not be fitted was
+    not."""
+    fits, errors = {}, {}
+    for spec in LAWS.values():
+        try:
+            fits[spec.name] = fit_law(spec, points)
+        except MilrError as err:
+            errors[spec.name] = str(err)
+    return fits, errors
+
+
+def best_law(points: Points) -> str | None:
+    """The law called best on ``points`` (its leave-one-out errors lower than every other
+    law's by more than their uncertainty), or None where no law is."""
+    marks = ranking(fit_every_law(points)[0])
+    return next((law for law, mark in marks.items() if mark["best"]), None)
 
 
 def ranking(fits: dict[str, LawFit]) -> dict[str, dict[str, object]]:
@@ -424,14 +444,14 @@ def laws_for(eta: pd.DataFrame, options: FitOptions) -> list[dict[str, object]]:
         names = " ".join(f"{d}x{w}" for d, w in zip(chosen.depth, chosen.width, strict=True))
         common = {"subset": subset, "n_selected_out": dropped, "architectures": names,
                   **censor_counts(archs)}  # fmt: skip
-        fits, group = {}, []
+        fits, errors = fit_every_law(points)
+        group = []
         for spec in LAWS.values():
             row = {"law": spec.name, "formula": spec.formula, "source": spec.source, **common}
-            try:
-                fits[spec.name] = fit_law(spec, points)
+            if spec.name in fits:
                 row.update(law_row(fits[spec.name]))
-            except MilrError as err:
-                row.update(n_architectures=len(points), error=str(err))
+            else:
+                row.update(n_architectures=len(points), error=errors[spec.name])
             group.append(row)
         marks = ranking(fits)
         aiccs = [f.aicc for f in fits.values() if np.isfinite(f.aicc)]

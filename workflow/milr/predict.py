@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from milr import MilrError
-from milr.laws import LAWS, LawFit, Points, fit_law, points_for, ranking
+from milr.laws import LAWS, LawFit, Points, best_law, fit_law, points_for
 from milr.records import Study
 from milr.settings import FitOptions, PredictOptions
 
@@ -45,25 +45,18 @@ class Prediction:
     condition_i: bool  # width >= min_width_over_depth x depth
 
 
-def best_law(points: Points) -> str | None:
-    """The law laws.csv would call best on ``points`` (its leave-one-out errors lower than
-    every other law's by more than their uncertainty), or None where no law is."""
-    fits = {}
-    for spec in LAWS.values():
-        try:
-            fits[spec.name] = fit_law(spec, points)
-        except MilrError:
-            continue
-    return next((law for law, marks in ranking(fits).items() if marks["best"]), None)
-
-
 def choose_law(name: str, eta: pd.DataFrame, options: FitOptions) -> LawFit:
     """The law ``name`` fitted to one (dataset, variant, threshold)'s η* jobs; ``best``: the
     law that is best on them, else the paper's product law."""
-    points = points_for(eta, options)[1]  # architectures, points, jobs selected out
-    if name == "best":
-        name = best_law(points) or "product"
-    return fit_law(LAWS[name], points)
+    return law_named(name, points_for(eta, options)[1])[0]
+
+
+def law_named(name: str, points: Points) -> tuple[LawFit, bool]:
+    """The law ``name`` fitted to ``points``, and whether ``best`` found a law that is."""
+    if name != "best":
+        return fit_law(LAWS[name], points), False
+    best = best_law(points)
+    return fit_law(LAWS[best or "product"], points), best is not None
 
 
 def outside(law: LawFit, depth: int, width: int) -> bool:
@@ -236,7 +229,7 @@ def predict_table(
         threshold = study.thresholds[dataset]
     fit_options = fit_options_of(fits, dataset, variant, threshold)
     rows = law_rows(eta[eta.status == "ok"], dataset, variant, threshold)
-    law = choose_law(law_name, rows, fit_options)
+    law, won = law_named(law_name, points_for(rows, fit_options)[1])
     if not law.r2 >= options.min_r2:
         raise MilrError(
             f"the {law.spec.name} law for {dataset}/{variant} at t={threshold:g} has R² "
@@ -247,7 +240,6 @@ def predict_table(
     predictions = [predict(law, d, w, options.level, ratio) for d, w in architectures]
     chosen = ""
     if law_name == "best":
-        won = best_law(points_for(rows, fit_options)[1]) is not None
         chosen = (" (best: its leave-one-out errors beat every other law's, Holm-adjusted)" if won
                   else " (best: no law beats the others; the paper's law)")  # fmt: skip
     check = leave_one_out(rows, fits, options, (law_name,))

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from milr import MilrError
-from milr.evidence import number, readings
+from milr.evidence import interval, number, readings
 from milr.fit import eta_point
 from milr.io import read_json, read_table, write_atomic
 from milr.laws import SUBSET_WORDS
@@ -47,7 +47,7 @@ def _factor(log_error: float, digits: int = 2) -> str:
 
 
 def _failed(row: pd.Series) -> bool:
-    return isinstance(row["error"], str) and row["error"].startswith("not fitted")
+    return isinstance(row["error"], str) and bool(row["error"])
 
 
 def fits_table(fits: pd.DataFrame, study: Study) -> list[str]:
@@ -142,7 +142,7 @@ def _interval(row: pd.Series, name: str) -> str:
     low, high = row[f"{name}_low"], row[f"{name}_high"]
     if low == high:
         return f"{number(row[name])} (fixed)"
-    return f"{number(row[name])} [{number(low)}, {number(high)}]"
+    return interval(row[name], low, high)
 
 
 def _versus(row: pd.Series) -> str:
@@ -184,9 +184,7 @@ def slopes_lines(slopes: pd.DataFrame, study: Study) -> list[str]:
     for _, row in main.iterrows():
         factor = study.input_lr_variants.get(row["variant"], math.nan)
         within = "depth" if row["along"] == "width" else "width"
-        value = number(row["slope"]) + (
-            f" [{number(row['low'])}, {number(row['high'])}]" if math.isfinite(row["low"])
-            else "")  # fmt: skip
+        value = interval(row["slope"], row["low"], row["high"])
         lines.append(f"| {row['dataset']}, {factor:g}× | {row['along']} | {within} "
                      f"{row['at']} | {value} | {int(row['n_architectures'])} |")  # fmt: skip
     return lines
