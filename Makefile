@@ -7,7 +7,9 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 CORES   ?= 2
 
-.PHONY: install fashion-data demo fashion wide quick tiny readme check-readme test test-fast test-cluster lint bench gpu-check pin-envs clean
+PRESET ?= mnist1d
+
+.PHONY: install fashion-data demo fashion wide quick tiny report readme check-readme test test-fast test-cluster lint bench gpu-check pin-envs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -65,9 +67,17 @@ readme: demo
 check-readme: demo
 	$(BIN)/milr summary --tables $(DEMO_TABLES) --readme README.md --check
 
-# The demo's whole DAG on a tiny MNIST-1D grid in 2-3 minutes (a first look; not a result).
+# The demo's whole DAG on a tiny MNIST-1D grid in under 2 minutes (a first look; not a result).
 tiny: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --configfile presets/tiny.yaml --profile profiles/default
+
+# One HTML page with every figure, caption and table of a finished run of presets/$(PRESET).yaml
+# (make report PRESET=tiny), written into that preset's results folder.
+report: $(STAMP)
+	results=$$($(BIN)/python -c "import yaml, sys; print(yaml.safe_load(open(sys.argv[1]))['results'])" \
+	  presets/$(PRESET).yaml) && \
+	$(BIN)/snakemake --cores $(CORES) --configfile presets/$(PRESET).yaml --profile profiles/default \
+	  --report $$results/report.html && echo "report: $$results/report.html"
 
 # The synthetic Gaussian task (the CPU preset the cluster tests also run).
 quick: $(STAMP)

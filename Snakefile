@@ -34,3 +34,7 @@ onstart:
 
 onerror:
     partial_tables()
+
+
+onsuccess:
+    finished()

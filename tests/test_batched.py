@@ -10,7 +10,7 @@ import math
 
 import pytest
 import torch
-from milr.batched import Member, StackedMLP, masked_sgd, train_batched
+from milr.batched import Member, StackedMLP, masked_sgd, negated_rates, train_batched
 from milr.data import make_mnist1d, payload_to_dataset, shuffle_generator
 from milr.measure import measure_eta_star, measure_eta_star_seeds
 from milr.model import build_model
@@ -101,7 +101,7 @@ def test_frozen_member_keeps_its_weights(small_gaussian):
     before = [p.detach().clone() for p in stack.parameters()]
     grads = [torch.full_like(p, math.nan) for p in stack.parameters()]
     grads = [torch.cat([g[:1], torch.ones_like(g[1:])]) for g in grads]
-    rates = [torch.tensor([1.0, 0.5])] * len(stack.weights)
+    rates = negated_rates(stack, [torch.tensor([1.0, 0.5])] * len(stack.weights))
     masked_sgd(stack, grads, rates, torch.tensor([False, True]))
     for old, new in zip(before, stack.parameters(), strict=True):
         assert torch.equal(old[0], new[0])  # frozen: untouched, even by NaN gradients

@@ -36,11 +36,13 @@ BISECT = ["bisect", "--dataset", "gaussian", "--depth", "2", "--width", "16", "-
         ([*BISECT, "--upper", "1", "--momentum", "5"], "--momentum: must be in [0, 1), got 5"),
         ([*BISECT, "--upper", "nan"], "--upper: must be a finite number, got nan"),
         ([*BISECT, "--upper", "1", "--seed", str(2**63)], "--seed: must be in [0, "),
-        ([*BISECT, "--upper", "1", "--epochs", "2.5"], "--epochs: '2.5' is not a int"),
+        ([*BISECT, "--upper", "1", "--epochs", "2.5"], "--epochs: '2.5' is not a whole number"),
         (["figure", "lambda1", "--eta", __file__, "--sharpness", __file__, "--fits", __file__,
           "--spec", "{}", "--png", "p.png", "--pdf", "p.pdf", "--caption", "c.txt"],
-         "they replace 0.1's --spec"),
+         "--spec is no longer read"),
         ([*BISECT, "--upper", "1", "--threads", "0"], "--threads: must be >= 1, got 0"),
+        ([*BISECT[:6], "1000000000", *BISECT[7:], "--upper", "1", "--device", "cpu"],
+         "--width: a 2 x 1000000000 network on gaussian needs at least"),
     ],
 )  # fmt: skip
 def test_bad_arguments_give_one_line_and_exit_2(argv, needle, capsys):
@@ -177,6 +179,30 @@ def test_every_help_page_renders(command, capsys):
     assert out.startswith("usage: milr") and "(default: )" not in out and "(default: [])" not in out
 
 
+def test_help_texts_say_what_each_file_is(capsys):
+    """#30: '95%%' printed verbatim, and every table flag read 'eta.csv (milr aggregate; fits.csv:
+    milr fit)'."""
+    for argv in (["--help"], ["fit", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        assert "95% intervals" in " ".join(capsys.readouterr().out.split())
+    with pytest.raises(SystemExit):
+        main(["figure", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "fits.csv: milr fit" not in out and "%%" not in out
+    assert "λ1 table (milr aggregate --sharpness-out)" in out
+
+
+def test_global_flags_also_follow_the_command(tmp_path, capsys):
+    """#30: 'milr predict ... -q' was rejected; -q and --debug work on either side."""
+    for argv in (["-q", "summary", "--tables", str(tmp_path)],
+                 ["summary", "--tables", str(tmp_path), "-q"]):  # fmt: skip
+        assert main(argv) == 2
+        assert "no finished study" in capsys.readouterr().err
+    with pytest.raises(Exception, match="no finished study"):
+        main(["summary", "--tables", str(tmp_path), "--debug"])
+
+
 def test_milr_alone_lists_the_commands(capsys):
     assert main([]) == 0
     out = capsys.readouterr().out
@@ -190,6 +216,8 @@ def test_milr_alone_lists_the_commands(capsys):
         (["aggregate", "--eta-out", "e.csv", "--sharpness-out", "s.csv", "--sweep-architecture",
           "0x-5", "x.json"], "depth and width must be >= 1"),
         (["summary", "--tables", ".", "--check"], "--write and --check need --readme"),
+        (["summary", "--tables", "results/mnist1d/tables"], "'make demo' writes"),
+        (["predict", "--dataset", "mnist1d", "--arch", "2x64", "-q"], "run one first"),
     ],
 )  # fmt: skip
 def test_first_contact_mistakes_are_one_line(argv, needle, capsys, tmp_path, monkeypatch):

@@ -108,6 +108,9 @@ BATTERY = [
     ("active_datasets", ["svhn"], "active_datasets[0]"),
     ("active_datasets", [], "active_datasets"),
     ("learning_rate", 0.1, "(top level)"),
+    # #30: a width no machine holds dry-ran without complaint and failed in the allocator
+    ("grid.widths", [64, 10**9], "grid.widths"),
+    ("job_memory_gb", 0, "job_memory_gb"),
 ]
 
 
@@ -164,3 +167,11 @@ def test_every_preset_is_a_valid_config_and_keeps_the_one_condition_i(root, pres
         assert all(
             w >= ratio * d for d in config["grid"]["depths"] for w in config["grid"]["widths"]
         )
+
+
+def test_the_memory_check_uses_the_jobs_memory_when_set(paper):
+    """The paper's grid (widths to 2,048 on MNIST) fits in 2 GiB a job, not in 10 MiB."""
+    config = copy.deepcopy(paper)
+    validate_config(copy.deepcopy(config) | {"job_memory_gb": 2})
+    with pytest.raises(MilrError, match="config key 'grid.widths'.*more than the 0.01 GiB"):
+        validate_config(config | {"job_memory_gb": 0.01})

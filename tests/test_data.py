@@ -105,8 +105,9 @@ def test_truncated_idx_file_is_reported_as_corrupt(tmp_path):
     raw = fake_mnist(tmp_path / "raw")
     images = raw / "train-images-idx3-ubyte"
     images.write_bytes(images.read_bytes()[:1000])
-    with pytest.raises(MilrError, match="corrupt or truncated"):
+    with pytest.raises(MilrError, match="corrupt or truncated.*official file") as err:
         prepare("mnist", tmp_path / "m.pt", tmp_path / "raw")
+    assert "delete" not in str(err.value)  # never for a file milr did not write
 
 
 def test_cache_layer_with_three_channels(tmp_path):
@@ -128,8 +129,18 @@ def test_truncated_cache_file_is_one_clear_line(tmp_path):
     path = tmp_path / "g.pt"
     save_cache(make_gaussian(GaussianSpec(dim=4, train_per_class=10, val_per_class=5)), path)
     path.write_bytes(path.read_bytes()[:200])
-    with pytest.raises(MilrError, match="corrupt or truncated.*milr prepare"):
+    with pytest.raises(MilrError, match="corrupt or truncated.*milr prepare") as err:
         load_cache(path)
+    assert "delete" not in str(err.value)
+
+
+def test_a_file_milr_did_not_write_is_not_to_be_deleted(tmp_path):
+    """#30: 'milr bisect --data README.md' advised deleting the user's README."""
+    path = tmp_path / "README.md"
+    path.write_text("# not a dataset\n")
+    with pytest.raises(MilrError, match="not a milr dataset cache") as err:
+        load_cache(path)
+    assert "delete" not in str(err.value) and "milr prepare --out" in str(err.value)
 
 
 def test_unknown_dataset_is_rejected(tmp_path):

@@ -4,7 +4,7 @@ A copy of the checkout gets a tiny finished study (presets/tiny.yaml, through Sn
 demo's own path with stacked seeds), also placed where the demo writes (results/mnist1d), and
 every line of every ```bash block is run there:
 
-- ``milr ...``: for real, against that study; it must exit 0;
+- ``milr ...`` and ``cp ...``: for real, against that study; they must exit 0;
 - ``snakemake ...``: as a dry run (``-n``), which plans every job of the command; where conda is
   missing, ``--sdm conda`` (and ``--conda-create-envs-only``) are dropped from the dry run;
 - ``make TARGET``: the target must exist (``make -n TARGET``);
@@ -71,7 +71,7 @@ def how_to_run(command: str) -> str:
             words = [w for w in words if w != "--conda-create-envs-only"]
         prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
         return f"{prefix} {shlex.join(words)} -n --quiet rules".strip()
-    if name == "milr":
+    if name in ("milr", "cp"):
         return command
     if name.startswith("python") and len(words) > 1 and words[1].startswith("bench/"):
         return f"{shlex.quote(words[0])} {shlex.quote(words[1])} --help"

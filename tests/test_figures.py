@@ -144,7 +144,7 @@ def test_zero_eta_is_named_in_the_caption(tables):
     zero = ((eta.eta_star == 0) & (eta.variant == "small") & (eta.role == "main")).sum()
     assert zero and f"{zero} jobs with η* = 0 (no probe reached t): ▼" in drawn.caption
     (ax, _) = drawn.figure.axes
-    bounds = [c for c in ax.collections if c.get_label() == "censored (v)"]
+    bounds = [c for c in ax.collections if c.get_label() == "no rate reached t (▼ bound)"]
     assert len(bounds) == 1 and len(bounds[0].get_offsets()) == zero
 
 
@@ -180,8 +180,9 @@ def test_all_censored_draws_a_figure_that_says_so(tables, name):
 def test_lr_finder_figure_counts_suggestions_above_eta(tables):
     drawn = draw("lr_finder", tables)
     labels = [c.get_label() for c in drawn.figure.axes[0].collections]
-    assert "steepest: 0% above η*, 0% < η*/10" in labels
-    assert "minimum_over_10: 100% above η*, 0% < η*/10" in labels
+    assert "steepest slope\n0% > η*, 0% < η*/10" in labels
+    assert "loss minimum / 10\n100% > η*, 0% < η*/10" in labels
+    assert not any("_" in label for label in labels)  # words, not code names
     assert "0.05× the wall time of one η* search" in drawn.caption
 
 
@@ -304,7 +305,18 @@ def test_laws_figure_draws_the_papers_law_beside_the_leader(tables):
     x, y = curves[0].get_data()
     assert y == pytest.approx(product.C * x**-product.a * widths[0] ** -product.b, rel=1e-9)
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert any(label.startswith("product (paper) ×") for label in labels)
+    assert any(label.startswith("C·(depth·width)^-α\nthe paper's: error ×") for label in labels)
+    assert not any("_" in label for label in labels)  # words, not code names
     assert "Holm-adjusted" in drawn.caption
     with pytest.raises(MilrError, match="needs --laws"):
         draw("laws", dataclasses.replace(tables, laws=None))
+
+
+def test_laws_groups_differ_in_marker_as_well_as_colour(tables):
+    """#30: widths 16 and 64 got near-identical colours; a marker per group keeps them apart
+    in greyscale and where points overlap."""
+    drawn = draw("laws", tables)
+    for ax in drawn.figure.axes:
+        groups = [c for c in ax.collections if c.get_label().startswith(("width ", "depth "))]
+        shapes = {tuple(map(tuple, c.get_paths()[0].vertices.round(3))) for c in groups}
+        assert len(groups) >= 2 and len(shapes) == len(groups)

@@ -459,3 +459,40 @@ def test_fashion_mnist_runs_the_whole_dag_on_a_subset_of_the_real_files(tmp_path
     assert set(laws.law) == {"product", "separate", "depth", "depth_3/2"}
     figures = {p.stem for p in (tmp_path / "results/figures").glob("*.png")}
     assert figures == {name.removeprefix("figure_") for name in FIGURE_RULES}
+
+
+def test_ctrl_c_stops_quietly_says_how_to_resume_and_the_rerun_finishes(study, tmp_path):
+    """#30: Ctrl-C during a run printed two 45-line KeyboardInterrupt tracebacks and no word on
+    resuming. Ctrl-C reaches the terminal's whole process group, jobs included: sent the same
+    way here, once the first training job runs."""
+    work = gaussian_only(study, tmp_path / "stopped", mahalanobis=3.0)
+    cmd = [
+        SNAKEMAKE,
+        "-s",
+        str(Path(__file__).resolve().parents[1] / "Snakefile"),
+        "--directory",
+        str(work),
+        "--configfile",
+        str(work / "changed.yaml"),
+        "--cores",
+        "1",
+    ]
+    run = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           start_new_session=True)  # fmt: skip
+    seen = []
+    for line in run.stdout:
+        seen.append(line)
+        if re.match(r"(local)?rule bisect", line):
+            time.sleep(2.5)  # inside the job: importing torch or training
+            os.killpg(run.pid, signal.SIGINT)
+            break
+    out = "".join(seen) + run.stdout.read()
+    assert run.wait(timeout=120) != 0
+    assert "Traceback" not in out and "KeyboardInterrupt" not in out, out[-3000:]
+    assert "Error in rule" not in out  # no per-job error blocks
+    assert "Resume with the same command: snakemake " in out
+    assert (work / "results/partial/eta_star.csv").exists()
+    rerun = snakemake(work, config="changed.yaml")
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert "milr: done. Results in results/" in rerun.stdout + rerun.stderr
+    assert not (work / "results/partial").exists()  # the finished run removes what it wrote

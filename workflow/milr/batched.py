@@ -35,14 +35,12 @@ import torch
 import torch.nn.functional as F
 
 from milr.data import Dataset, shuffle_generator
+from milr.memory import EVAL_CHUNK
 from milr.model import ReLUMLP, relu_mlp
 from milr.records import TrainRecord
 from milr.settings import TrainSettings
 
 log = logging.getLogger("milr")
-
-# Validation rows per forward pass: bounds the K x rows x width activation memory.
-EVAL_CHUNK = 4096
 
 
 def required_correct(threshold: float, n: int) -> int:
@@ -124,6 +122,7 @@ def train_batched(
     lrs = torch.tensor([m.lr for m in members], device=device)
     input_lrs = torch.tensor([m.lr * settings.input_lr_scale for m in members], device=device)
     layer_lrs = [input_lrs] + [lrs] * (len(model.weights) - 1)
+    rates = negated_rates(model, layer_lrs)
     active = torch.ones(k, dtype=torch.bool, device=device)
     records = [TrainRecord(lr=m.lr, success=False, diverged=False, epochs_run=0) for m in members]
     n, bs, n_val = len(data.x_train), settings.batch_size, len(data.y_val)
@@ -137,10 +136,10 @@ def train_batched(
         nonfinite = torch.zeros(k, dtype=torch.bool, device=device)
         for step, begin in enumerate(range(0, n, bs), start=1):
             idx = order[:, begin : begin + bs]
-            losses = stacked_sgd_step(
-                model, data.x_train[idx], data.y_train[idx], layer_lrs, active, nonfinite, buffers
+            losses, stepping = stacked_sgd_step(
+                model, data.x_train[idx], data.y_train[idx], rates, active, nonfinite, buffers
             )
-            if step % check_every == 0 and not bool((active & ~nonfinite).any()):
+            if step % check_every == 0 and not bool(stepping.any()):
                 break  # every network diverged this epoch: the rest of it changes nothing
         correct = _correct_counts(model, data.x_val, data.y_val)
         # The one host read of the epoch.
@@ -183,20 +182,22 @@ def stacked_sgd_step(
     model: StackedMLP,
     x: torch.Tensor,
     y: torch.Tensor,
-    layer_lrs: Sequence[torch.Tensor],
+    rates: Sequence[torch.Tensor],
     active: torch.Tensor,
     nonfinite: torch.Tensor,
     momentum: Momentum | None = None,
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One SGD step of every network still training (``active`` and finite so far); a network
     whose loss turns non-finite is flagged in ``nonfinite`` (in place) and stops stepping.
-    Returns the per-network losses before the step."""
+    ``rates``: :func:`negated_rates`. Returns the per-network losses before the step and which
+    networks stepped."""
     losses, grads = losses_and_grads(model, x, y)
     nonfinite |= ~torch.isfinite(losses)
     if momentum is not None:
         grads = momentum.directions(grads)
-    masked_sgd(model, grads, layer_lrs, active & ~nonfinite)
-    return losses
+    stepping = active & ~nonfinite
+    masked_sgd(model, grads, rates, stepping)
+    return losses, stepping
 
 
 class Momentum:
@@ -236,20 +237,40 @@ def losses_and_grads(
     return losses, torch.autograd.grad(losses.sum(), model.parameters())
 
 
+def negated_rates(model: StackedMLP, layer_lrs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Each parameter's -lr per network, shaped to broadcast over it ([K, 1, 1] or [K, 1]):
+    computed once per training run, not once per step."""
+    count = len(model.weights)
+    return [
+        layer_lrs[i % count].neg().view((-1,) + (1,) * (param.dim() - 1))
+        for i, param in enumerate(model.parameters())
+    ]
+
+
 @torch.no_grad()
 def masked_sgd(
     model: StackedMLP,
     grads: Sequence[torch.Tensor],
-    layer_lrs: Sequence[torch.Tensor],
+    rates: Sequence[torch.Tensor],
     step: torch.Tensor,
 ) -> None:
-    """p <- p - lr_k * g for networks that still train; frozen ones keep their weights exactly.
+    """p <- p - lr_k * g, in place, for networks that still train (``rates``: -lr per
+    parameter, :func:`negated_rates`); a frozen network's gradient rows are zeroed first and its
+    rate is 0, so its weights stay as they are, even where its gradient is NaN. (``grads`` are
+    this step's own tensors, free to overwrite.) On the CPU, where reading the mask is free, a
+    step in which every network trains (always, for a stack of one) skips the masking.
 
-    ``addcmul`` with the negated rate rounds as torch.optim.SGD's ``p.add_(g, alpha=-lr)`` does,
-    element by element, so a network's update does not depend on the rest of the stack.
+    ``addcmul_`` with the negated rate rounds as torch.optim.SGD's ``p.add_(g, alpha=-lr)`` does,
+    element by element, so a network's update does not depend on the rest of the stack. In place,
+    because an out-of-place update and a select cost three passes over the weights and two
+    allocations: a fifth of the step at width 512 (``bench/plain_loop.py``).
     """
-    count = len(model.weights)
-    for i, (param, grad) in enumerate(zip(model.parameters(), grads, strict=True)):
-        shape = (-1,) + (1,) * (param.dim() - 1)
-        stepped = torch.addcmul(param, grad, layer_lrs[i % count].neg().view(shape))
-        param.copy_(torch.where(step.view(shape), stepped, param))
+    params = model.parameters()
+    if step.device.type == "cpu" and bool(step.all()):
+        for param, grad, rate in zip(params, grads, rates, strict=True):
+            param.addcmul_(grad, rate)
+        return
+    for param, grad, rate in zip(params, grads, rates, strict=True):
+        keep = step.view(rate.shape)
+        grad.masked_fill_(~keep, 0.0)
+        param.addcmul_(grad, torch.where(keep, rate, 0.0))

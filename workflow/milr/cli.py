@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from milr import MilrError, MilrFailure, __version__
-from milr.io import check_writable, read_table, to_jsonable
+from milr.io import check_writable, read_table, study_tables, to_jsonable
 from milr.names import DATASETS, FIGURES, LAW_NAMES, THEN
 from milr.records import RangeTestInputs, SearchInputs, SharpnessInputs, Study
 from milr.settings import (
@@ -63,6 +63,17 @@ class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         sys.stderr.write(f"milr: error: {message}\n")
         sys.exit(EXIT_USAGE)
+
+
+def add_global_flags(parser: argparse.ArgumentParser, default: object) -> None:
+    """-q and --debug, accepted before the command's name and after it (``default`` SUPPRESS on
+    a command: the value given before the name is kept unless repeated after it)."""
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", default=default, help="log warnings only"
+    )
+    parser.add_argument(
+        "--debug", action="store_true", default=default, help="show tracebacks (or MILR_DEBUG=1)"
+    )
 
 
 def existing_file(text: str) -> Path:
@@ -172,12 +183,13 @@ def add_data(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="milr", description=__doc__)
     parser.add_argument("--version", action="version", version=f"milr {__version__}")
-    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks (or MILR_DEBUG=1)")
+    add_global_flags(parser, default=False)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     def command(name: str, summary: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=summary, description=summary)
+        cmd = sub.add_parser(name, help=summary.replace("%", "%%"), description=summary)
+        add_global_flags(cmd, default=argparse.SUPPRESS)  # also after the command's name
+        return cmd
 
     prep = command(
         "prepare",
@@ -255,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
         "architectures of the threshold sweep",
     )
 
-    fit = command("fit", "power-law fits against depth × width, with 95%% intervals")
+    fit = command("fit", "power-law fits against depth × width, with 95% intervals")
     fit.add_argument("--eta", type=existing_file, required=True, help="η* table")
     fit.add_argument("--sharpness", type=existing_file, required=True, help="λ1 table")
     fit.add_argument("--out", type=Path, required=True, help="fits table to write")
@@ -333,19 +345,24 @@ def build_parser() -> argparse.ArgumentParser:
     figure.add_argument(
         "name", choices=FIGURES, metavar="NAME", help=f"figure to draw: {', '.join(FIGURES)}"
     )
-    for table in ("eta", "sharpness", "fits", "probes"):
+    for table, what in (
+        ("eta", "η* table (milr aggregate --eta-out)"),
+        ("sharpness", "λ1 table (milr aggregate --sharpness-out)"),
+        ("fits", "fits table (milr fit --out)"),
+        ("probes", "probe table (milr aggregate --probes-out)"),
+    ):
         figure.add_argument(
             f"--{table}",
             type=existing_file,
-            required=table != "probes",  # so that a 0.1 command line reaches the pointer below
-            help=f"{table}.csv (milr aggregate; fits.csv: milr fit)",
+            required=table != "probes",  # so that an old command line reaches the pointer below
+            help=what,
         )
     figure.add_argument("--study", type=existing_file, help="study.json (milr aggregate)")
     figure.add_argument("--loao", type=existing_file, help="loao.csv (milr validate)")
     figure.add_argument("--lr-finder", type=existing_file, help="lr_finder.csv (milr lr-finder)")
     figure.add_argument("--laws", type=existing_file, help="laws.csv (milr fit --laws-out)")
     figure.add_argument("--config-name", default="config.yaml", help="config named in captions")
-    figure.add_argument("--spec", help=argparse.SUPPRESS)  # replaced by --study (0.1 -> 0.2)
+    figure.add_argument("--spec", help=argparse.SUPPRESS)  # an old name: replaced by --study
     for output in ("png", "pdf", "caption"):
         figure.add_argument(f"--{output}", type=Path, required=True, help=f"{output} to write")
 
@@ -391,6 +408,19 @@ def load_dataset(args: argparse.Namespace, dataset: str, device: str):
         raise MilrError(f"--data is required for {dataset}; make it with 'milr prepare'")
     spec = from_args(GaussianSpec, args, prefix="gaussian-")
     return payload_to_dataset(make_gaussian(spec), device)
+
+
+def check_memory(args: argparse.Namespace, device: str, networks: int) -> None:
+    """Stop before the data load when the network cannot fit on the device (milr.memory)."""
+    from milr.memory import check_fits
+
+    limit = None
+    if device == "cuda":
+        import torch
+
+        limit = torch.cuda.get_device_properties(0).total_memory
+    dim = from_args(GaussianSpec, args, prefix="gaussian-").dim
+    check_fits(args.dataset, dim, args.depth, args.width, networks, limit)
 
 
 def prepare_device(args: argparse.Namespace) -> str:
@@ -468,6 +498,9 @@ def cmd_bisect(args: argparse.Namespace) -> None:
     inputs, outs, journals = bisect_job(args)
     log.info("milr bisect: %s", json.dumps(to_jsonable(inputs[0]) | {"seeds": args.seed}))
     device = prepare_device(args)
+    search = inputs[0].search
+    per_seed = search.k if search.method == "kary" else 1
+    check_memory(args, device, per_seed * (len(inputs) if search.trainer == "batched" else 1))
     data = load_dataset(args, args.dataset, device)
     for result, out in zip(measure_eta_star_seeds(inputs, data, journals), outs, strict=True):
         if out:
@@ -488,6 +521,7 @@ def cmd_sharpness(args: argparse.Namespace) -> None:
     inputs, outs = sharpness_job(args)
     log.info("milr sharpness: %s", json.dumps(to_jsonable(inputs[0]) | {"seeds": args.seed}))
     device = prepare_device(args)
+    check_memory(args, device, 1)
     data = load_dataset(args, args.dataset, device)  # one load (and CUDA start) for every seed
     for one, out in zip(inputs, outs, strict=True):
         result = measure_sharpness(one, data)
@@ -504,6 +538,7 @@ def cmd_range_test(args: argparse.Namespace) -> None:
     inputs, outs = range_test_job(args)
     log.info("milr range-test: %s", json.dumps(to_jsonable(inputs[0]) | {"seeds": args.seed}))
     device = prepare_device(args)
+    check_memory(args, device, 1)
     data = load_dataset(args, args.dataset, device)
     for one, out in zip(inputs, outs, strict=True):
         result = lr_range_test(one, data)
@@ -612,7 +647,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
     archs = list(args.arch) + [(d, w) for d in args.depths for w in args.widths]
     if not archs:
         raise MilrError("nothing to predict: give --arch DEPTHxWIDTH or --depths ... --widths ...")
-    tables = args.tables
+    tables = study_tables(args.tables)
     study = read_study(tables / "study.json")
     eta = read_table(tables / "eta_star.csv", ("status", "dataset", "variant", "threshold"),
                      study.rows.get("eta"))  # fmt: skip
@@ -698,8 +733,8 @@ def cmd_figure(args: argparse.Namespace) -> None:
 
     if args.spec is not None or args.study is None or args.probes is None:
         raise MilrError(
-            "milr figure needs --study and --probes (both written by milr aggregate; they "
-            "replace 0.1's --spec)"
+            "milr figure needs --study and --probes, both written by milr aggregate "
+            "(--study-out, --probes-out); --spec is no longer read"
         )
     study = read_study(args.study)
     extra = {

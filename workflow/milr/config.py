@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from milr import MilrError
+from milr.memory import check_fits
 from milr.settings import GENERATORS, GaussianSpec
 
 SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
@@ -127,6 +128,7 @@ def _check_semantics(config: Mapping[str, Any]) -> None:
                 f"config key 'active_datasets': {name!r} has no entry under datasets; "
                 f"add datasets.{name} or drop it from active_datasets"
             )
+    _check_memory(config, active)
     if Path(config["results"]).resolve() == Path("/"):
         raise MilrError("config key 'results': the filesystem root is no results folder")
     if config["primary_variant"] not in config["input_lr_variants"]:
@@ -134,3 +136,24 @@ def _check_semantics(config: Mapping[str, Any]) -> None:
             f"config key 'primary_variant': {config['primary_variant']!r} is not one of "
             f"input_lr_variants {sorted(config['input_lr_variants'])}"
         )
+
+
+def _check_memory(config: Mapping[str, Any], active: list[str]) -> None:
+    """Every training job of the grid and the sweep must fit in a job's memory (milr.memory's
+    floor), checked before the first job starts."""
+    search = config["search"]
+    networks = (len(config["seeds"]) if search["batch_seeds"] else 1) * (
+        search["k"] if search["method"] == "kary" else 1
+    )
+    limit = config["job_memory_gb"]
+    limit = None if limit is None else int(limit * 2**30)
+    grid = config["grid"]
+    archs = {
+        "grid.widths": [(d, w) for d in grid["depths"] for w in grid["widths"]],
+        "sweep.architectures": [tuple(a) for a in config["sweep"]["architectures"]],
+    }
+    for name in active:
+        dim = GaussianSpec(**config["datasets"][name].get("gaussian", {})).dim
+        for key, pairs in archs.items():
+            for depth, width in pairs:
+                check_fits(name, dim, depth, width, networks, limit, f"config key '{key}'")

@@ -204,8 +204,9 @@ def load_cache(path: str | Path, device: str | torch.device = "cpu") -> Dataset:
         return payload_to_dataset(payload, device)
     except Exception as err:  # torch.load raises many types on truncated files
         raise MilrError(
-            f"dataset file {path} is corrupt or truncated ({type(err).__name__}); "
-            "delete it and run 'milr prepare' again"
+            f"dataset file {path} is not a milr dataset cache, or is corrupt or truncated "
+            f"({type(err).__name__}): pass a file 'milr prepare' wrote, or write one with "
+            "'milr prepare --out NEW_FILE'"
         ) from err
 
 
@@ -238,8 +239,8 @@ def cifar_payload(root: Path, download: bool, subset: SubsetSpec) -> dict[str, A
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         if has_files:
             raise MilrError(
-                f"cifar10 files in {root} are corrupt or truncated ({reason}); delete them, "
-                f"place {CIFAR_ARCHIVE} there and rerun"
+                f"cifar10 files in {root} are corrupt or truncated ({reason}): replace them "
+                f"with the official {CIFAR_ARCHIVE} and rerun"
             ) from err
         raise MilrFailure(
             f"could not download cifar10 into {root} ({reason}); without network, place "

@@ -34,6 +34,12 @@ from milr.settings import FitOptions  # noqa: E402
 
 PANEL = (4.6, 2.9)  # inches per panel: one paper column, plus the legend beside the axes
 DEPTH_PALETTE = "viridis"
+# One marker per depth or width, so that groups stay apart in greyscale and where they overlap.
+MARKERS = "osDPXph*"
+CENSORED_WORDS = {
+    "no_success": "no rate reached t (▼ bound)",
+    "hit_upper_bound": "u never failed (▲)",
+}
 
 
 @dataclass
@@ -247,7 +253,7 @@ def _eta_panel(
                 s=22,
                 zorder=3,
                 c=[palette[d] for d in censored["depth"]],
-                label=f"censored ({marker})",
+                label=CENSORED_WORDS[flag],
             )
     _draw_fit(ax, fit, rows["depth_width"].to_numpy(dtype=float), "fit")
 
@@ -648,6 +654,7 @@ def figure_predicted_vs_measured(t: Tables) -> Drawn:
 
 
 LR_FINDER_STYLE = {"steepest": ("v", "C0"), "minimum_over_10": ("^", "C1")}
+LR_FINDER_WORDS = {"steepest": "steepest slope", "minimum_over_10": "loss minimum / 10"}
 
 
 @figure("lr_finder")
@@ -666,8 +673,9 @@ def figure_lr_finder(t: Tables) -> Drawn:
         for name, (marker, colour) in LR_FINDER_STYLE.items():
             above = (sub[f"{name}_verdict"] == "above").mean()
             far = (sub[f"{name}_verdict"] == "far_below").mean()
+            label = f"{LR_FINDER_WORDS[name]}\n{above:.0%} > η*, {far:.0%} < η*/10"
             ax.scatter(sub["depth_width"], sub[name], marker=marker, s=18, color=colour,
-                       label=f"{name}: {above:.0%} above η*, {far:.0%} < η*/10")  # fmt: skip
+                       label=label)  # fmt: skip
         _loglog(ax, "depth × width", "learning rate", dataset)
         _legend(ax)
 
@@ -686,6 +694,8 @@ def figure_lr_finder(t: Tables) -> Drawn:
 
 
 LAW_STYLE = {"product": "-", "separate": "--", "depth": "-.", "depth_3/2": ":"}
+LAW_WORDS = {"product": "C·(depth·width)^-α", "separate": "C·depth^-a·width^-b",
+             "depth": "C·depth^-a", "depth_3/2": "C·depth^-3/2"}  # fmt: skip
 
 
 def _law_curve(law: pd.Series, depth: np.ndarray, width: np.ndarray) -> np.ndarray:
@@ -696,9 +706,10 @@ def _law_curve(law: pd.Series, depth: np.ndarray, width: np.ndarray) -> np.ndarr
 def _law_label(law: pd.Series) -> str:
     """Short: the law, its role, its root-mean-square leave-one-out factor (the caption says
     what each word means)."""
-    role = "paper" if law["law"] == "product" else (
-        "best" if str(law["best"]) == "True" else "lowest; tied")  # fmt: skip
-    return f"{law['law']} ({role}) ×{np.exp(law['loo_rmse']):.2f}"
+    role = "the paper's" if law["law"] == "product" else (
+        "best" if str(law["best"]) == "True" else "lowest error, tied")  # fmt: skip
+    words = LAW_WORDS.get(law["law"], law["law"])
+    return f"{words}\n{role}: error ×{np.exp(law['loo_rmse']):.2f}"
 
 
 def supported_laws(laws: pd.DataFrame) -> pd.DataFrame:
@@ -715,9 +726,10 @@ def _laws_panel(ax: plt.Axes, archs: pd.DataFrame, laws: pd.DataFrame, along: st
     values = sorted(archs[other].unique())
     palette = dict(zip(values, sns.color_palette(DEPTH_PALETTE, len(values)), strict=True))
     span = np.geomspace(archs[along].min(), archs[along].max(), 40)
+    markers = dict(zip(values, MARKERS * len(values), strict=False))
     for value, group in archs.groupby(other):
         ax.scatter(group[along], group["eta"], color=palette[value], s=22, zorder=3,
-                   label=f"{other} {value}")  # fmt: skip
+                   marker=markers[value], label=f"{other} {value}")  # fmt: skip
     for _, law in laws.iterrows():
         uses_other = law["b"] != 0 if other == "width" else True
         style = LAW_STYLE.get(law["law"], "-")
@@ -767,14 +779,16 @@ def figure_laws(t: Tables) -> Drawn:
         "Which law? η* (geometric mean over seeds of each architecture's bracket midpoints, "
         f"input-layer variant {variant}, the architectures the fits use: width/depth ≥ "
         f"{_fit_ratio(t.fits):g}, every seed measured) "
-        "against depth, one colour per width (left), and against width, one colour per depth "
+        "against depth, one colour and marker per width (left), and against width, one per depth "
         "(right). Lines: the paper's C·(depth·width)^-α (solid) and, beside it, the law with "
         "the lowest leave-one-architecture-out error (laws.csv, all depths): dashed separate "
         "exponents C·depth^-a·width^-b, dash-dot depth only C·depth^-a, dotted C·depth^-3/2 "
         "(Chen et al. 2024); a law without a width term is one black line. Legend: each law's "
-        'root-mean-square leave-one-out factor; "best" where its paired leave-one-out errors '
-        'beat every other law\'s by more than their uncertainty (Holm-adjusted), "tied" where '
-        "they do not. " + "; ".join(notes) + f". Config: {t.config_name}."
+        'root-mean-square leave-one-out factor ("error ×"); "best" where its paired '
+        "leave-one-out errors beat every other law's by more than their uncertainty "
+        '(Holm-adjusted), "tied" where they do not. '
+        + "; ".join(notes)
+        + f". Config: {t.config_name}."
     )
     return Drawn(fig, caption)
 

@@ -36,6 +36,10 @@ FILES = {
 UBYTE = 0x08  # the IDX type code of unsigned bytes, the only one these datasets use
 
 
+# milr never advises deleting a file it did not write: these are the user's or a download's.
+REPLACE = "replace it with the official file (docs/data.md) and rerun"
+
+
 @dataclass(frozen=True)
 class IdxSource:
     """Where one IDX dataset's files are found and what their content must hash to."""
@@ -102,7 +106,7 @@ def read_content(path: Path) -> bytes:
         raw = path.read_bytes()
         return gzip.decompress(raw) if path.suffix == ".gz" else raw
     except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as err:
-        raise MilrError(f"{path} is corrupt or truncated ({err}); delete it and rerun") from err
+        raise MilrError(f"{path} is corrupt or truncated ({err}): {REPLACE}") from err
 
 
 def parse_idx(content: bytes, path: Path) -> torch.Tensor:
@@ -110,7 +114,7 @@ def parse_idx(content: bytes, path: Path) -> torch.Tensor:
     dimension as a big-endian uint32, then the values. Any other length is a broken file."""
 
     def broken(why: str) -> MilrError:
-        return MilrError(f"{path} is corrupt or truncated ({why}); delete it and rerun")
+        return MilrError(f"{path} is corrupt or truncated ({why}): {REPLACE}")
 
     if len(content) < 4 or content[:2] != b"\0\0":
         raise broken("no IDX header")
@@ -138,7 +142,7 @@ def check_content(source: IdxSource, path: Path, content: bytes, data_dir: Path)
     if digest != pinned:
         raise MilrError(
             f"{path} fails its SHA-256 check (content {digest[:12]}…, pinned {pinned[:12]}…): "
-            f"not the official {source.name} file; delete it and "
+            f"not the official {source.name} file; put the official one in its place: "
             f"{source.place_hint(data_dir)}"
         )
 
@@ -157,10 +161,11 @@ def read_arrays(
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
             raise MilrError(
                 f"{files[f'x_{split}']} and {files[f'y_{split}']} do not pair up (shapes "
-                f"{tuple(images.shape)} and {tuple(labels.shape)}); delete them and rerun"
+                f"{tuple(images.shape)} and {tuple(labels.shape)}): replace them with the "
+                "official files (docs/data.md) and rerun"
             )
         if int(labels.max()) > 9:
-            raise MilrError(f"{files[f'y_{split}']} has labels above 9; delete it and rerun")
+            raise MilrError(f"{files[f'y_{split}']} has labels above 9: {REPLACE}")
     return arrays
 
 

@@ -91,7 +91,22 @@ def read_json(path: str | os.PathLike) -> Any:
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as err:
-        raise milr.MilrError(f"{path} is not valid JSON ({err.msg}); delete it and rerun") from err
+        raise milr.MilrError(
+            f"{path} is not valid JSON ({err.msg}): give the file the step that makes it wrote "
+            "(the workflow rewrites its own with --forcerun)"
+        ) from err
+
+
+def study_tables(tables: str | os.PathLike) -> Path:
+    """A finished study's tables folder, or a one-line error that says how to make one."""
+    tables = Path(tables)
+    if not (tables / "study.json").is_file():
+        raise milr.MilrError(
+            f"no finished study in {tables} (no study.json): run one first ('make demo' writes "
+            "results/mnist1d/tables, 'make tiny' results/tiny/tables; any preset: "
+            "<its results folder>/tables)"
+        )
+    return tables
 
 
 def _not_a_number(values: Any) -> Any:

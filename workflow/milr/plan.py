@@ -222,3 +222,36 @@ def supported_figures(config: Mapping[str, Any]) -> list[str]:
     if not (sweeps and config["sweep"]["architectures"]):
         names.remove("eta_vs_threshold")
     return names
+
+
+def resume_command(argv: list[str]) -> str:
+    """The command that resumes a stopped run: the same Snakemake command line."""
+    return shlex.join(["snakemake", *argv[1:]])
+
+
+def stopped_note(results: str, argv: list[str]) -> str:
+    """What a stopped or failed run says last: what is kept and how to go on."""
+    return (
+        f"milr: the run stopped; finished jobs and the searches' journals are kept "
+        f"({results}/partial/ lists what finished). Resume with the same command: "
+        f"{resume_command(argv)}"
+    )
+
+
+def closing_note(results: str, argv: list[str], milr: str = "milr") -> str:
+    """What a finished run says last: where its results are and what to open first."""
+    from pathlib import Path
+
+    root = Path(results)
+    lines = [f"milr: done. Results in {results}/"]
+    first = [("the headline figure", root / "figures" / "laws.png"),
+             ("its caption", root / "figures" / "laws.txt"),
+             ("the tables", root / "tables")]  # fmt: skip
+    opened = [f"{what}: {path}" for what, path in first if path.exists()]
+    if opened:
+        lines.append("  open first: " + "; ".join(opened))
+    if (root / "tables" / "study.json").exists():
+        lines.append(f"  the numbers in words: {milr} summary --tables {results}/tables")
+        report = shlex.join(["snakemake", *argv[1:], "--report", f"{results}/report.html"])
+        lines.append(f"  every figure and table in one HTML page: {report}")
+    return "\n".join(lines)

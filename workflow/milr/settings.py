@@ -325,7 +325,8 @@ def _converter(kind: type, meta: dict):
         try:
             value = kind(text)
         except ValueError as err:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from err
+            what = {int: "a whole number", float: "a number"}.get(kind, f"a {kind.__name__}")
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from err
         issue = problem(value, meta)
         if issue:
             raise argparse.ArgumentTypeError(issue)

@@ -19,7 +19,7 @@ import pandas as pd
 from milr import MilrError
 from milr.evidence import interval, number, readings
 from milr.fit import eta_point
-from milr.io import read_json, read_table, write_atomic
+from milr.io import read_json, read_table, study_tables, write_atomic
 from milr.laws import SUBSET_WORDS
 from milr.records import Study
 from milr.settings import from_json
@@ -216,7 +216,7 @@ def architecture_sets(laws: pd.DataFrame, study: Study) -> str:
 
 def summary(tables: Path) -> str:
     """The study's numbers as Markdown, from its tables folder."""
-    tables = Path(tables)
+    tables = study_tables(tables)
     try:
         study = from_json(Study, read_json(tables / "study.json"))
     except TypeError as err:
@@ -227,17 +227,17 @@ def summary(tables: Path) -> str:
                            study.rows.get("sharpness"))  # fmt: skip
     fits = read_table(tables / "fits.csv", ("quantity", "alpha", "r2", "loo_rmse", "error"))
     ratio = fits["min_width_over_depth"].iloc[0] if len(fits) else math.nan
-    parts = [f"**The paper's law** (`fits.csv`; fits use width ≥ {ratio:g} × depth, condition "
-             "(i)):", "", *fits_table(fits, study), "",
-             searches_line(eta), product_line(eta, sharpness, study)]  # fmt: skip
+    said = [searches_line(eta), product_line(eta, sharpness, study)]
+    shown = [f"**The paper's law** (`fits.csv`; fits use width ≥ {ratio:g} × depth, condition "
+             "(i)):", "", *fits_table(fits, study)]  # fmt: skip
     if (tables / "laws.csv").is_file() and (tables / "slopes.csv").is_file():
         laws = read_table(tables / "laws.csv", ("law", "subset", "a", "b", "loo_rmse", "best"))
         slopes = read_table(tables / "slopes.csv", ("along", "at", "slope"), may_be_empty=True)
-        parts += ["", "**What the data say** (generated from `laws.csv` and `slopes.csv`; 95% "
-                  "intervals; p-values Holm-adjusted as stated):", "",
-                  *readings(laws, slopes, study.thresholds, study.input_lr_variants), "",
-                  architecture_sets(laws, study), "",
-                  "**Which law?** (`laws.csv`, main t; each law fitted with all depths and "
+        said = ["**What the data say** (generated from `laws.csv` and `slopes.csv`; 95% "
+                "intervals; p-values Holm-adjusted as stated):", "",
+                *readings(laws, slopes, study.thresholds, study.input_lr_variants), "",
+                architecture_sets(laws, study), "", *said]  # fmt: skip
+        shown += ["", "**Which law?** (`laws.csv`, main t; each law fitted with all depths and "
                   "without depth 1; the lowest leave-one-out error is called best only where "
                   "every other law's paired difference from it is positive at Holm-adjusted "
                   "p < 0.05):", "", *laws_table(laws, study), "",
@@ -246,14 +246,17 @@ def summary(tables: Path) -> str:
     if (tables / "loao_coverage.csv").is_file():
         coverage = read_table(tables / "loao_coverage.csv", ("covered", "architectures"),
                               may_be_empty=True)  # fmt: skip
-        parts += ["", "**Leave-one-architecture-out** (`loao_coverage.csv`: architectures inside "
+        shown += ["", "**Leave-one-architecture-out** (`loao_coverage.csv`: architectures inside "
                   "the 95% prediction interval of each law refitted without them):", "",
                   *coverage_table(coverage, study)]  # fmt: skip
     if (tables / "lr_finder_summary.csv").is_file():
         finder = read_table(tables / "lr_finder_summary.csv", ("suggestion", "above"),
                             may_be_empty=True)  # fmt: skip
-        parts += ["", "**The LR finder beside η\\*** (`lr_finder_summary.csv`):", "",
+        shown += ["", "**The LR finder beside η\\*** (`lr_finder_summary.csv`):", "",
                   *finder_table(finder, study)]  # fmt: skip
+    # The sentences first; the tables they are read from folded below them.
+    parts = [*said, "", "<details><summary>The tables behind these numbers</summary>", "",
+             *shown, "", "</details>"]  # fmt: skip
     return "\n".join(parts) + "\n"
 
 

@@ -43,8 +43,10 @@ MILR_PYTHON = (
 )
 # Where raw downloads live, how long a job waits for a GPU and how many jobs share one change no
 # result: environment variables, not job params.
+# Jobs ignore Ctrl-C (trap '' INT reaches every command a job runs): Snakemake alone takes it
+# and stops its jobs, instead of every job printing its own KeyboardInterrupt traceback.
 shell.prefix(
-    f"set -euo pipefail; export PATH={shlex.quote(str(PACKAGE_ROOT / 'bin'))}:$PATH; "
+    f"set -euo pipefail; trap '' INT; export PATH={shlex.quote(str(PACKAGE_ROOT / 'bin'))}:$PATH; "
     f"{MILR_PYTHON}; export MILR_DATA_DIR={shlex.quote(str(config['data_dir']))}; "
     f"export MILR_GPU_WAIT_S={config['gpu_wait_s']}; "
     f"export MILR_JOBS_PER_GPU={config['jobs_per_gpu']}; "
@@ -121,17 +123,27 @@ def check_gpus():
 
 
 def partial_tables():
-    """After a failed run: tables of what finished, every missing job marked as missing."""
+    """After a stopped or failed run: tables of what finished, every missing job marked."""
     import os
     import subprocess
 
     expected = plan.bisect_paths(config) + plan.sharpness_paths(config)
-    command = [sys.executable, "-m", "milr", "aggregate", "--allow-missing"]
+    command = [sys.executable, "-m", "milr", "-q", "aggregate", "--allow-missing"]
     command += ["--eta-out", f"{R}/partial/eta_star.csv"]
     command += ["--sharpness-out", f"{R}/partial/sharpness.csv", *expected]
     subprocess.run(
         command, env={**os.environ, "PYTHONPATH": str(PACKAGE_ROOT)}, check=False
     )
-    print(
-        f"milr: the run failed; what finished is in {R}/partial/ (missing jobs marked)"
-    )
+    print(plan.stopped_note(R, sys.argv))
+
+
+def finished():
+    """After a finished run: the stopped runs' partial tables go; where to look is said."""
+    import os
+    import shutil
+
+    shutil.rmtree(f"{R}/partial", ignore_errors=True)  # written by partial_tables only
+    # the venv's command, where there is one
+    milr = Path(sys.executable).parent / "milr"
+    command = os.path.relpath(milr) if milr.exists() else "milr"
+    print(plan.closing_note(R, sys.argv, command))
