@@ -211,7 +211,8 @@ def test_cli_errors_are_one_line(tables_dir, args, message):
 
 def test_cli_without_a_finished_study_says_so(tmp_path):
     run = milr("predict", "--tables", str(tmp_path), "--dataset", "gaussian", "--arch", "2x64")
-    assert run.returncode == 2 and "study.json does not exist" in run.stderr
+    assert run.returncode == 2 and "no finished study" in run.stderr  # and how to make one:
+    assert "'make demo' writes results/mnist1d/tables" in run.stderr
 
 
 def one_error(run: subprocess.CompletedProcess) -> str:
