@@ -19,6 +19,7 @@ from pathlib import Path
 
 from milr import MilrError, MilrFailure, __version__
 from milr.io import check_writable, read_table, study_tables, to_jsonable
+from milr.memory import check_fits, networks_at_once
 from milr.names import DATASETS, FIGURES, LAW_NAMES, THEN
 from milr.records import RangeTestInputs, SearchInputs, SharpnessInputs, Study
 from milr.settings import (
@@ -412,7 +413,6 @@ def load_dataset(args: argparse.Namespace, dataset: str, device: str):
 
 def check_memory(args: argparse.Namespace, device: str, networks: int) -> None:
     """Stop before the data load when the network cannot fit on the device (milr.memory)."""
-    from milr.memory import check_fits
 
     limit = None
     if device == "cuda":
@@ -499,8 +499,9 @@ def cmd_bisect(args: argparse.Namespace) -> None:
     log.info("milr bisect: %s", json.dumps(to_jsonable(inputs[0]) | {"seeds": args.seed}))
     device = prepare_device(args)
     search = inputs[0].search
-    per_seed = search.k if search.method == "kary" else 1
-    check_memory(args, device, per_seed * (len(inputs) if search.trainer == "batched" else 1))
+    check_memory(
+        args, device, networks_at_once(len(inputs), search.method, search.k, search.trainer)
+    )
     data = load_dataset(args, args.dataset, device)
     for result, out in zip(measure_eta_star_seeds(inputs, data, journals), outs, strict=True):
         if out:

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from milr import MilrError
-from milr.memory import check_fits
+from milr.memory import check_fits, networks_at_once
 from milr.settings import GENERATORS, GaussianSpec
 
 SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
@@ -142,9 +142,8 @@ def _check_memory(config: Mapping[str, Any], active: list[str]) -> None:
     """Every training job of the grid and the sweep must fit in a job's memory (milr.memory's
     floor), checked before the first job starts."""
     search = config["search"]
-    networks = (len(config["seeds"]) if search["batch_seeds"] else 1) * (
-        search["k"] if search["method"] == "kary" else 1
-    )
+    seeds = len(config["seeds"]) if search["batch_seeds"] else 1
+    networks = networks_at_once(seeds, search["method"], search["k"], search["trainer"])
     limit = config["job_memory_gb"]
     limit = None if limit is None else int(limit * 2**30)
     grid = config["grid"]

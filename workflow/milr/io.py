@@ -92,8 +92,8 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise milr.MilrError(
-            f"{path} is not valid JSON ({err.msg}): give the file the step that makes it wrote "
-            "(the workflow rewrites its own with --forcerun)"
+            f"{path} is not valid JSON ({err.msg}): pass the file its step wrote (the workflow "
+            "rewrites its own with --forcerun)"
         ) from err
 
 

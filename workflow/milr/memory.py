@@ -3,7 +3,7 @@
 A width no machine can hold (``--width 1000000000``) should stop at validation, in one line, not
 after minutes of data loading with the allocator's message. The estimate counts what the trainer
 keeps in float32 for every network it trains at once: the weights, their gradients and the
-update's temporaries, and the validation pass's activations. It is a floor, not a bound: a job
+backward's temporaries, and the validation pass's activations. It is a floor, not a bound: a job
 near the limit can still run out, but a job over it cannot fit.
 
 Imports nothing heavy: the workflow's config validation uses it.
@@ -42,9 +42,15 @@ def training_bytes(
     in_dim: int, width: int, depth: int, classes: int, networks: int = 1, batch_size: int = 128
 ) -> int:
     """Float32 bytes the trainer holds for ``networks`` networks trained at once."""
-    per_network = 3 * parameters(in_dim, width, depth, classes)  # weights, gradients, update
+    per_network = 3 * parameters(in_dim, width, depth, classes)  # weights, gradients, backward
     per_network += 2 * max(EVAL_CHUNK, batch_size * depth) * width  # two layers' activations
     return FLOAT_BYTES * networks * per_network
+
+
+def networks_at_once(seeds: int, method: str, k: int, trainer: str) -> int:
+    """Networks one search job trains at once: its seeds times a round's probes (k for k-ary),
+    stacked by the batched trainer; the plain trainer trains one at a time."""
+    return seeds * (k if method == "kary" else 1) if trainer == "batched" else 1
 
 
 def machine_bytes() -> int:

@@ -7,9 +7,11 @@ command-line flags each job gets. The flags are derived from the settings datacl
 
 from __future__ import annotations
 
+import os
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from milr.names import (
@@ -238,10 +240,14 @@ def stopped_note(results: str, argv: list[str]) -> str:
     )
 
 
-def closing_note(results: str, argv: list[str], milr: str = "milr") -> str:
-    """What a finished run says last: where its results are and what to open first."""
-    from pathlib import Path
+def milr_command(python: str) -> str:
+    """How to call milr from here: the venv's command beside ``python``, where there is one."""
+    beside = Path(python).parent / "milr"
+    return os.path.relpath(beside) if beside.exists() else "milr"
 
+
+def closing_note(results: str, argv: list[str], python: str) -> str:
+    """What a finished run says last: where its results are and what to open first."""
     root = Path(results)
     lines = [f"milr: done. Results in {results}/"]
     first = [("the headline figure", root / "figures" / "laws.png"),
@@ -251,7 +257,8 @@ def closing_note(results: str, argv: list[str], milr: str = "milr") -> str:
     if opened:
         lines.append("  open first: " + "; ".join(opened))
     if (root / "tables" / "study.json").exists():
+        milr = milr_command(python)
         lines.append(f"  the numbers in words: {milr} summary --tables {results}/tables")
-        report = shlex.join(["snakemake", *argv[1:], "--report", f"{results}/report.html"])
+        report = f"{resume_command(argv)} --report {shlex.quote(f'{results}/report.html')}"
         lines.append(f"  every figure and table in one HTML page: {report}")
     return "\n".join(lines)

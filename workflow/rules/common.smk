@@ -139,11 +139,7 @@ def partial_tables():
 
 def finished():
     """After a finished run: the stopped runs' partial tables go; where to look is said."""
-    import os
     import shutil
 
     shutil.rmtree(f"{R}/partial", ignore_errors=True)  # written by partial_tables only
-    # the venv's command, where there is one
-    milr = Path(sys.executable).parent / "milr"
-    command = os.path.relpath(milr) if milr.exists() else "milr"
-    print(plan.closing_note(R, sys.argv, command))
+    print(plan.closing_note(R, sys.argv, sys.executable))
