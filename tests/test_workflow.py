@@ -55,12 +55,18 @@ TINY = {
 }
 
 
+def snakemake_command(
+    workdir: Path, *args: str, config: str = "tiny.yaml", root: Path | None = None, cores: int = 2
+) -> list[str]:
+    root = root or Path(__file__).resolve().parents[1]
+    cmd = [SNAKEMAKE, "-s", str(root / "Snakefile"), "--directory", str(workdir)]
+    return cmd + ["--configfile", str(workdir / config), "--cores", str(cores), *args]
+
+
 def snakemake(
     workdir: Path, *args: str, config: str = "tiny.yaml", root: Path | None = None
 ) -> subprocess.CompletedProcess:
-    root = root or Path(__file__).resolve().parents[1]
-    cmd = [SNAKEMAKE, "-s", str(root / "Snakefile"), "--directory", str(workdir)]
-    cmd += ["--configfile", str(workdir / config), "--cores", "2", *args]
+    cmd = snakemake_command(workdir, *args, config=config, root=root)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
 
 
@@ -378,8 +384,7 @@ def test_a_local_run_killed_mid_bisection_recovers_without_retraining(tmp_path, 
     config["search"] = {"iterations": 4, "batch_seeds": True}
     config["seeds"] = [0, 1]
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
-    cmd = [SNAKEMAKE, "-s", str(root / "Snakefile"), "--directory", str(tmp_path),
-           "--configfile", str(tmp_path / "tiny.yaml"), "--cores", "1"]  # fmt: skip
+    cmd = snakemake_command(tmp_path, root=root, cores=1)
     run = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                            start_new_session=True)  # fmt: skip
     journals = tmp_path / "results/journal"
@@ -466,17 +471,7 @@ def test_ctrl_c_stops_quietly_says_how_to_resume_and_the_rerun_finishes(study, t
     resuming. Ctrl-C reaches the terminal's whole process group, jobs included: sent the same
     way here, once the first training job runs."""
     work = gaussian_only(study, tmp_path / "stopped", mahalanobis=3.0)
-    cmd = [
-        SNAKEMAKE,
-        "-s",
-        str(Path(__file__).resolve().parents[1] / "Snakefile"),
-        "--directory",
-        str(work),
-        "--configfile",
-        str(work / "changed.yaml"),
-        "--cores",
-        "1",
-    ]
+    cmd = snakemake_command(work, config="changed.yaml", cores=1)
     run = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                            start_new_session=True)  # fmt: skip
     seen = []
