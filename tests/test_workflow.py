@@ -213,7 +213,7 @@ def test_code_edits_rerun_exactly_the_steps_that_import_the_module(study, checko
     edit(milr / "figures.py", '"""Register the function', '"""Register (reworded) the function')
     assert "Nothing to be done" in snakemake(study, "-n", root=checkout).stdout
     # A real edit to the trainer reruns every bisection (not the data, not λ1) and what follows.
-    step = "        param.copy_(torch.where(step.view(shape), stepped, param))\n"
+    step = "        param.addcmul_(grad, torch.where(keep, rate, 0.0))\n"
     edit(milr / "batched.py", step, step + "        assert True\n")
     jobs = planned_outputs(snakemake(study, "-n", root=checkout))
     assert set(jobs) == {"bisect", "range_test", *AFTER_THE_TABLES}  # both import it
