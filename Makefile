@@ -35,13 +35,14 @@ fashion-data:
 	    echo "note: no $(FASHION_DIR): sudo apt-get install dataset-fashion-mnist (docs/data.md)"; \
 	  fi
 
-# Fashion-MNIST at the paper's MNIST size (60,000 real 28 x 28 images; 985 s on 2 cores, 2026-12-02).
+# Fashion-MNIST at the paper's MNIST size (60,000 real 28 x 28 images).
+# What each target costs: docs/performance.md#what-a-study-costs (the one place for it).
 # The files: data/FashionMNIST/raw, else Debian's dataset-fashion-mnist, else a download.
 fashion: $(STAMP) fashion-data
 	$(BIN)/snakemake --cores $(CORES) --configfile presets/fashion.yaml --profile profiles/default
 
 # The paper's own regime, width >= 16 x depth everywhere (widths 128-1,024, depths 1-8, 3 seeds):
-# MNIST-1D, about an hour and a half on 2 cores (docs/performance.md has the measured time).
+# MNIST-1D (docs/performance.md has the measured time).
 wide: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --configfile presets/wide.yaml --profile profiles/default
 
@@ -67,7 +68,7 @@ readme: demo
 check-readme: demo
 	$(BIN)/milr summary --tables $(DEMO_TABLES) --readme README.md --check
 
-# The demo's whole DAG on a tiny MNIST-1D grid in under 2 minutes (a first look; not a result).
+# The demo's whole DAG on a tiny MNIST-1D grid (a first look; not a result).
 tiny: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --configfile presets/tiny.yaml --profile profiles/default
 

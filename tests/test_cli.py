@@ -300,3 +300,78 @@ def test_together_checks_every_command_before_the_first_runs(tmp_path, capsys, w
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("milr: error:") and needle in err, err
     assert not first.exists()
+
+
+MODELS = """
+import torch
+from torch import nn
+value = 3
+def good(seed):
+    return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
+def not_a_module(seed):
+    return "a model"
+def one_output(seed):
+    return nn.Linear(8, 1)
+class Nan(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layer = nn.Linear(8, 2)
+    def forward(self, x):
+        return self.layer(x) * float("nan")
+def nan_loss(seed):
+    return Nan()
+"""
+FIND = [
+    "find",
+    "--dataset",
+    "gaussian",
+    "--gaussian-dim",
+    "8",
+    "--threshold",
+    "0.8",
+    "--gaussian-train-per-class",
+    "300",
+    "--gaussian-val-per-class",
+    "100",
+    "--epochs",
+    "2",
+]
+
+
+@pytest.mark.parametrize(
+    ("model", "extra", "needle"),
+    [
+        ("{dir}/models.py", [], "--model must be FILE.py:FACTORY"),
+        ("{dir}/absent.py:good", [], "--model: no file"),
+        ("{dir}/broken.py:good", [], "importing {dir}/broken.py failed: NameError: name 'oops'"),
+        ("{dir}/models.py:absent", [], "defines no absent (it defines: Nan, good, "),
+        ("{dir}/models.py:value", [], "--model: {dir}/models.py:value is a int, not a function"),
+        ("{dir}/models.py:not_a_module", [], "returned str, not an nn.Module"),
+        ("{dir}/models.py:one_output", [], "it needs at least 2 outputs"),
+        ("{dir}/models.py:nan_loss", [], "the loss is nan at initialisation"),
+        ("{dir}/models.py:good", ["--seed", "0", "1", "--max-probes", "1"],
+         "max_probes (--max-probes) 1 cannot decide one rate"),
+        ("{dir}/models.py:good", ["--seed", "0", "--must-pass", "2"], "more than the 1 seeds"),
+        ("{dir}/models.py:good", ["--max-seconds", "1e-9"], "the budget ran out before one rate"),
+    ],
+)  # fmt: skip
+def test_find_gets_one_line_for_a_bad_model_or_budget(tmp_path, capsys, model, extra, needle):
+    (tmp_path / "models.py").write_text(MODELS)
+    (tmp_path / "broken.py").write_text("oops\n")
+    code = main([*FIND, "--model", model.format(dir=tmp_path), *extra, "--device", "cpu"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith("milr: error:"), err
+    assert needle.format(dir=tmp_path) in err[-1]
+
+
+def test_find_prints_the_bracket_and_writes_every_training(tmp_path, capsys):
+    (tmp_path / "models.py").write_text(MODELS)
+    out = tmp_path / "eta.json"
+    argv = [*FIND, "--model", f"{tmp_path}/models.py:good", "--seed", "0", "1", "--out", str(out)]
+    assert main([*argv, "--device", "cpu"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    record = json.loads(out.read_text())
+    assert lines[0].startswith(f"eta* = {record['eta_star']:.6g}  bracket [")
+    assert lines[1].startswith(f"recommended: {record['recommended']:.6g} (0.5 x eta*)")
+    assert record["complete"] and record["settings"]["seeds"] == [0, 1]
+    assert {t["seed"] for v in record["verdicts"] for t in v["trials"]} == {0, 1}

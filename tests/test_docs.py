@@ -11,7 +11,8 @@ every line of every ```bash block is run there:
 - ``python bench/X.py``: ``--help`` must work (the benchmarks themselves take minutes).
 
 A command of any other kind fails the test: a new kind of command needs a rule here. A
-```console block right after a ```bash block lists lines that the commands' output must hold.
+```console block right after a ```bash block lists lines that the commands' output must hold
+(runs of spaces count as one, so a block may show Snakemake's aligned columns compactly).
 """
 
 from __future__ import annotations
@@ -90,6 +91,17 @@ def documented() -> list[tuple[str, list[str], list[str]]]:
             expected = follow[1].splitlines() if follow[0] == "console" else []
             where = f"{page.relative_to(ROOT)} block {i + 1}"
             found.append((where, commands(body), [line for line in expected if line.strip()]))
+    return found + commented()
+
+
+def commented() -> list[tuple[str, list[str], list[str]]]:
+    """The snakemake commands the Snakefile's header and the presets' "Run with:" lines show
+    (the presets' `make` targets are held to their configfiles by tests/test_claims.py)."""
+    found = []
+    for path in [ROOT / "Snakefile", *sorted((ROOT / "presets").glob("*.yaml"))]:
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if shown := re.match(r"#\s+(?:Run with: )?(snakemake [^#()]*?)\s*(#.*)?$", line):
+                found.append((f"{path.relative_to(ROOT)} line {n}", [shown[1]], []))
     return found
 
 
@@ -137,8 +149,10 @@ def test_every_documented_command_runs(checkout, where, cmds, expected):
                              env=shell_env(checkout))  # fmt: skip
         assert run.returncode == 0, f"{where}: {command}\n{run.stdout[-2000:]}{run.stderr[-2000:]}"
         output += run.stdout + run.stderr
+    printed = f" {' '.join(output.split())} "
     for line in expected:
-        assert line in output, f"{where}: the docs show {line!r}; the commands did not print it"
+        shown = f" {' '.join(line.split())} "  # whole words: 'total 40' is not in 'total 404'
+        assert shown in printed, f"{where}: the docs show {line!r}; the commands did not print it"
 
 
 # Columns that say how long a job took or where its file lies: everything else must repeat.

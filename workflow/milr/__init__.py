@@ -2,11 +2,12 @@
 
 A small library for measuring η* — the largest constant SGD learning rate at which a freshly
 initialised network reaches a threshold validation accuracy within a few epochs — and the
-sharpness λ1 at initialisation, as in Iyer, Hanin & Rolnick (ICML 2023).
+sharpness λ1 at initialisation, as in Iyer, Hanin & Rolnick (ICML 2023) — for the study's own
+MLPs, and (:func:`find_eta_star`) for any PyTorch network a caller builds.
 
 Layers, bottom up (no module imports one above it): ``names``, ``settings``, ``io``,
 ``records`` -> ``data``, ``model``, ``journal``, ``search`` -> ``train`` -> ``batched`` ->
-``prober`` -> ``measure``, ``sharpness`` -> ``tables``, ``laws`` -> ``fit``, ``evidence``,
+``prober`` -> ``measure``, ``sharpness``, ``find`` -> ``tables``, ``laws`` -> ``fit``, ``evidence``,
 ``predict`` -> ``figures``, ``summary``, ``config``, ``plan`` -> ``cli``.
 """
 
@@ -20,3 +21,27 @@ class MilrError(Exception):
 
 class MilrFailure(MilrError):
     """A failure while working (a download, a GPU that never came free); exit status 1."""
+
+
+# The public face, imported on first use (PEP 562): `import milr` stays torch-free, so the
+# Snakefile and the CLI's help start fast. name -> module that defines it.
+_PUBLIC = {
+    "find_eta_star": "milr.find",
+    "EtaStar": "milr.find",
+    "Trial": "milr.find",
+    "Verdict": "milr.find",
+    "FindSettings": "milr.settings",
+    "measure_eta_star": "milr.measure",
+    "measure_sharpness": "milr.sharpness",
+    "SearchInputs": "milr.records",
+    "SharpnessInputs": "milr.records",
+}
+__all__ = ["MilrError", "MilrFailure", "__version__", *_PUBLIC]
+
+
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        import importlib
+
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'milr' has no attribute {name!r}")

@@ -23,6 +23,8 @@ from milr.memory import check_fits, networks_at_once
 from milr.names import DATASETS, FIGURES, LAW_NAMES, THEN
 from milr.records import RangeTestInputs, SearchInputs, SharpnessInputs, Study
 from milr.settings import (
+    SAFE_FRACTION,
+    FindSettings,
     FitOptions,
     GaussianSpec,
     Mnist1dSpec,
@@ -224,6 +226,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bis.add_argument("--out", type=Path, nargs="+", help="result JSON per seed (default: print)")
     add_device(bis)
+
+    find = command("find", "η* of any PyTorch network: the model a factory in a Python file builds")
+    find.add_argument("--model", required=True, metavar="FILE.py:FACTORY",
+                      help="a function of the seed that returns a fresh nn.Module")  # fmt: skip
+    find.add_argument("--dataset", choices=DATASETS, required=True, help="dataset it learns")
+    add_data(find)
+    add_options(find, FindSettings)
+    find.add_argument("--seed", type=bounded(int, minimum=0), nargs="+", default=[0],
+                      help="initialisation seeds: a fresh model each, at every rate")  # fmt: skip
+    find.add_argument("--order-seed", type=bounded(int, minimum=0), nargs="+",
+                      help="minibatch-order seed per --seed (default: the same seeds)")  # fmt: skip
+    find.add_argument("--fraction", type=bounded(float, above=0, maximum=1),
+                      default=SAFE_FRACTION, help="recommend this fraction of η*")  # fmt: skip
+    find.add_argument("--out", type=Path, help="also write every training and the bracket as JSON")
+    add_device(find)
 
     sharp = command("sharpness", "λ1 at initialisation for one architecture and its seeds")
     add_options(sharp, SharpnessInputs, overrides={"seed": SEEDS_OPTION})
@@ -515,6 +532,29 @@ def cmd_bisect(args: argparse.Namespace) -> None:
         )
 
 
+def cmd_find(args: argparse.Namespace) -> None:
+    from milr.find import factory_from, find_eta_star
+    from milr.io import write_json
+
+    orders = tuple(args.order_seed) if args.order_seed else None
+    settings = from_args(FindSettings, args, seeds=tuple(args.seed), data_seeds=orders)
+    factory = factory_from(args.model)  # before the data: a bad --model costs nothing
+    device = prepare_device(args)
+    data = load_dataset(args, args.dataset, device)
+    result = find_eta_star(factory, (data.x_train, data.y_train), (data.x_val, data.y_val),
+                           settings, device=device)  # fmt: skip
+    if args.out:
+        recommended = result.recommended(args.fraction)
+        write_json(args.out, to_jsonable(result) | {"recommended": recommended})
+    print(result.describe(args.fraction))
+    if not result.verdicts:
+        where = f" (its trainings are in {args.out})" if args.out else ""
+        raise MilrError(
+            f"the budget ran out before one rate was decided{where}: raise --max-seconds or "
+            "--max-probes"
+        )
+
+
 def cmd_sharpness(args: argparse.Namespace) -> None:
     from milr.io import write_json
     from milr.sharpness import measure_sharpness
@@ -793,6 +833,7 @@ COMMANDS = {
     "lr-finder": cmd_lr_finder,
     "validate": cmd_validate,
     "predict": cmd_predict,
+    "find": cmd_find,
     "figure": cmd_figure,
     "summary": cmd_summary,
     "together": cmd_together,

@@ -177,6 +177,95 @@ class SearchSpec(Settings):
         return 1 if self.method == "bisect" else self.k
 
 
+# The rate milr recommends is this fraction of η*, below the edge, not at it: the bracket
+# resolves η* to ~6%, and on milr's studies another seed's η* is up to 1.44x off
+# (docs/reproducibility.md); half of η* keeps clear of both.
+SAFE_FRACTION = 0.5
+
+
+@dataclass(frozen=True)
+class FindSettings(Settings):
+    """How :func:`milr.find_eta_star` searches η* of any network: the study's search (bracketing
+    from ``start``, then Algorithm 1 on [0, u]) with the paper's t, e and batch, over seeds.
+
+    A rate passes when at least ``must_pass`` of the seeds reach t (default: all of them, the
+    cautious reading of "the largest rate that trains"). ``tolerance`` sets the bisection
+    rounds: with ``upper: auto`` the final bracket's high / low is at most 1 + tolerance.
+    """
+
+    threshold: float = same_as(TrainSettings, "threshold")
+    epochs: int = same_as(TrainSettings, "epochs")
+    batch_size: int = same_as(TrainSettings, "batch_size")
+    seeds: tuple[int, ...] = (0,)  # initialisation seeds: one fresh model per seed per rate
+    data_seeds: tuple[int, ...] | None = None  # minibatch-order seed per seed (default: the same)
+    must_pass: int | None = setting(
+        None, help="seeds that must reach t for a rate to pass (default: all of them)", minimum=1
+    )
+    upper: float | str = setting(
+        "auto",
+        help="top of the bracket u, or auto: found by a bracketing phase from --start",
+        above=0,
+        words=("auto",),
+    )
+    start: float = same_as(SearchSpec, "start")
+    min_rate: float = same_as(SearchSpec, "min_rate")
+    max_rate: float = same_as(SearchSpec, "max_rate")
+    tolerance: float = setting(
+        0.0625,
+        help="resolve η* to a factor 1 + this (0.0625: the paper's s = 5 rounds)",
+        above=0,
+        maximum=1,
+    )
+    max_probes: int | None = setting(
+        None, help="trainings the search may run (default: no limit)", minimum=1
+    )
+    max_seconds: float | None = setting(
+        None,
+        help="wall-clock budget; a search it stops depends on the machine's speed (default: none)",
+        above=0,
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise MilrError(f"seeds must be distinct and at least one, got {list(self.seeds)}")
+        if any(not 0 <= s <= SEED_MAX for s in (*self.seeds, *(self.data_seeds or ()))):
+            raise MilrError(f"seeds must lie in [0, {SEED_MAX}]")
+        if self.data_seeds is not None and len(self.data_seeds) != len(self.seeds):
+            raise MilrError(
+                f"data_seeds needs one seed per seed ({len(self.seeds)}), "
+                f"got {len(self.data_seeds)}"
+            )
+        if self.must_pass is not None and self.must_pass > len(self.seeds):
+            raise MilrError(
+                f"must_pass (--must-pass) {self.must_pass} is more than the {len(self.seeds)} "
+                "seeds: lower it or add seeds"
+            )
+        if self.max_probes is not None and self.max_probes < len(self.seeds):
+            raise MilrError(
+                f"max_probes (--max-probes) {self.max_probes} cannot decide one rate, which may "
+                f"take {len(self.seeds)} trainings (one per seed): raise it to at least "
+                f"{len(self.seeds)}"
+            )
+        self.search_spec()  # start within [min_rate, max_rate], and the like
+
+    @property
+    def passes_needed(self) -> int:
+        return len(self.seeds) if self.must_pass is None else self.must_pass
+
+    @property
+    def pairs(self) -> list[tuple[int, int]]:
+        """(initialisation seed, minibatch-order seed) of each training at a rate."""
+        return list(zip(self.seeds, self.data_seeds or self.seeds, strict=True))
+
+    def search_spec(self) -> SearchSpec:
+        """The study's search with the rounds that reach ``tolerance``: after bracketing, u
+        fails and u/2 passes, and s rounds of Algorithm 1 leave high / low <= 1 + 2^(1-s)."""
+        rounds = 1 + max(0, math.ceil(math.log2(1 / self.tolerance) - 1e-12))
+        return SearchSpec(upper=self.upper, start=self.start, min_rate=self.min_rate,
+                          max_rate=self.max_rate, iterations=rounds)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class SharpnessSettings(Settings):
     """How λ1 is measured: PyHessian's power iteration on a seeded training subset."""
