@@ -8,7 +8,9 @@ every line of every ```bash block is run there:
 - ``snakemake ...``: as a dry run (``-n``), which plans every job of the command; where conda is
   missing, ``--sdm conda`` (and ``--conda-create-envs-only``) are dropped from the dry run;
 - ``make TARGET``: the target must exist (``make -n TARGET``);
-- ``python bench/X.py``: ``--help`` must work (the benchmarks themselves take minutes).
+- ``python bench/X.py``: ``--help`` must work (the benchmarks themselves take minutes);
+
+and every ```python block is run whole, as a script, by the venv's python in that copy.
 
 A command of any other kind fails the test: a new kind of command needs a rule here. A
 ```console block right after a ```bash block lists lines that the commands' output must hold
@@ -59,8 +61,13 @@ def program(command: str) -> tuple[dict[str, str], list[str]]:
     return env, words
 
 
+PYTHON_BLOCK = "python - <<'MILR_PYTHON_BLOCK'\n{}MILR_PYTHON_BLOCK"
+
+
 def how_to_run(command: str) -> str:
     """The shell line the test runs for one documented command."""
+    if command.startswith(PYTHON_BLOCK[:20]):
+        return command
     env, words = program(command)
     name = Path(words[0]).name
     if name == "make":
@@ -85,12 +92,13 @@ def documented() -> list[tuple[str, list[str], list[str]]]:
     for page in PAGES:
         items = blocks(page)
         for i, (language, body) in enumerate(items):
-            if language != "bash":
+            if language not in ("bash", "python"):
                 continue
             follow = items[i + 1] if i + 1 < len(items) else ("", "")
             expected = follow[1].splitlines() if follow[0] == "console" else []
             where = f"{page.relative_to(ROOT)} block {i + 1}"
-            found.append((where, commands(body), [line for line in expected if line.strip()]))
+            run = commands(body) if language == "bash" else [PYTHON_BLOCK.format(body)]
+            found.append((where, run, [line for line in expected if line.strip()]))
     return found + commented()
 
 
@@ -149,10 +157,11 @@ def test_every_documented_command_runs(checkout, where, cmds, expected):
                              env=shell_env(checkout))  # fmt: skip
         assert run.returncode == 0, f"{where}: {command}\n{run.stdout[-2000:]}{run.stderr[-2000:]}"
         output += run.stdout + run.stderr
-    printed = f" {' '.join(output.split())} "
+    printed = " ".join(output.split())
     for line in expected:
-        shown = f" {' '.join(line.split())} "  # whole words: 'total 40' is not in 'total 404'
-        assert shown in printed, f"{where}: the docs show {line!r}; the commands did not print it"
+        # whole words: 'total 40' is not in 'total 404' (a comma may follow)
+        shown = r"(?<!\S)" + re.escape(" ".join(line.split())) + r"(?!\w)"
+        assert re.search(shown, printed), f"{where}: the docs show {line!r}; not printed"
 
 
 # Columns that say how long a job took or where its file lies: everything else must repeat.

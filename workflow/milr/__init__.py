@@ -29,7 +29,9 @@ _PUBLIC = {
     "find_eta_star": "milr.find",
     "EtaStar": "milr.find",
     "Trial": "milr.find",
+    "train_at": "milr.find",
     "Verdict": "milr.find",
+    "EtaStarFinder": "milr.lightning",  # the optional extra: pip install -e '.[lightning]'
     "FindSettings": "milr.settings",
     "measure_eta_star": "milr.measure",
     "measure_sharpness": "milr.sharpness",

@@ -175,14 +175,30 @@ def find_eta_star(
     the optimiser (default: plain SGD); a parameter group's own factor belongs in it, as
     ``lr=0.1 * rate``. ``loss`` defaults to cross-entropy, ``hits`` to argmax accuracy.
     """
-    if settings is None:
-        settings = FindSettings(**flat)
-    elif flat:
-        raise TypeError("give settings or their fields as keywords, not both")
-    device = torch.device(device or "cpu")
-    run = _Runner(model_factory, train, val, settings, device,
-                  optimizer or plain_sgd, loss or F.cross_entropy, hits or argmax_hits)  # fmt: skip
+    run = _Runner(model_factory, train, val, settings, optimizer, loss, hits, device, flat)
     return run.search()
+
+
+def train_at(
+    model_factory: ModelFactory,
+    train: Batches,
+    val: Batches,
+    rate: float,
+    settings: FindSettings | None = None,
+    *,
+    seed: int = 0,
+    data_seed: int | None = None,
+    optimizer: OptimizerFactory | None = None,
+    loss: LossFn | None = None,
+    hits: HitsFn | None = None,
+    device: str | torch.device | None = None,
+    **flat: Any,
+) -> Trial:
+    """One training of a fresh model at a constant ``rate``, exactly as a probe of
+    :func:`find_eta_star` trains: does it reach t within e epochs? (To check a rate from
+    elsewhere, such as an LR finder's suggestion.)"""
+    run = _Runner(model_factory, train, val, settings, optimizer, loss, hits, device, flat)
+    return run.train_one(rate, seed, seed if data_seed is None else data_seed)
 
 
 def plain_sgd(model: nn.Module, rate: float) -> torch.optim.Optimizer:
@@ -210,10 +226,16 @@ def monotone(verdicts: Sequence[Verdict]) -> bool:
 class _Runner:
     """One search: the model factory, the data and the settings, and the trainings so far."""
 
-    def __init__(self, factory, train, val, settings: FindSettings, device: torch.device,
-                 optimizer: OptimizerFactory, loss: LossFn, hits: HitsFn) -> None:  # fmt: skip
-        self.factory, self.settings, self.device = factory, settings, device
-        self.optimizer, self.loss, self.hits = optimizer, loss, hits
+    def __init__(self, factory, train, val, settings: FindSettings | None,
+                 optimizer: OptimizerFactory | None, loss: LossFn | None, hits: HitsFn | None,
+                 device: str | torch.device | None, flat: dict[str, Any]) -> None:  # fmt: skip
+        if settings is None:
+            settings = FindSettings(**flat)
+        elif flat:
+            raise TypeError("give settings or their fields as keywords, not both")
+        self.factory, self.settings, self.device = factory, settings, torch.device(device or "cpu")
+        self.optimizer = optimizer or plain_sgd
+        self.loss, self.hits = loss or F.cross_entropy, hits or argmax_hits
         self.train, self.val = _batches_of(train, "train"), _batches_of(val, "val")
         self.started = time.perf_counter()
         self.trainings = 0
