@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import copy
 
+import lightning.pytorch as pl  # a test dependency (pyproject's test extra): never skipped
 import pytest
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.loggers import CSVLogger
 from milr import MilrError, find_eta_star
+from milr.lightning import EtaStarFinder
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
-
-pl = pytest.importorskip("lightning.pytorch")
-from lightning.pytorch.loggers import CSVLogger  # noqa: E402
-from milr.lightning import EtaStarFinder  # noqa: E402
 
 SETTINGS = dict(threshold=0.85, epochs=2, start=2.0)
 

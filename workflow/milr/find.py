@@ -138,19 +138,22 @@ class EtaStar:
             head += f"  (stopped by {self.stopped_by}: the bracket is partial)"
         if not self.monotone:
             head += "  (not monotone: a seed failed below a rate where it reached t)"
-        t, e = self.settings.threshold, self.settings.epochs
+        t, epochs = self.settings.threshold, self.settings.epochs
+        within = f"{epochs} epoch{'s' if epochs != 1 else ''}"
         if self.no_success and not self.complete:
             advice = "no rate reached t before the budget ran out: raise the budget"
         elif self.no_success:
-            advice = (f"no rate down to {self.settings.min_rate:g} reached t = {t:g} "
-                      f"in {e} epochs: lower t, train longer, or lower min_rate")  # fmt: skip
+            lowest = min(v.lr for v in self.verdicts)
+            advice = (f"no rate down to {lowest:g} reached t = {t:g} in {within}: lower t, "
+                      "train longer, or let the search go lower (min_rate, upper)")  # fmt: skip
         elif self.above_max:
             advice = (f"every rate up to {self.low:g} reached t = {t:g}: eta* is at least that; "
                       "raise max_rate (or upper)")  # fmt: skip
         else:
             rate = self.recommended(fraction)
-            advice = (f"recommended: {rate:.6g} ({fraction:g} x eta*); rates above "
-                      f"{self.high:.6g} did not reach t = {t:g} within {e} epochs")  # fmt: skip
+            advice = (f"recommended: {rate:.6g} ({fraction:g} x eta*); the lowest failing rate "
+                      f"above eta*, {self.high:.6g}, did not reach t = {t:g} "
+                      f"in {within}")  # fmt: skip
         return f"{head}\n{advice}"
 
 
