@@ -1,5 +1,7 @@
-"""A finished study's law as the starting point of milr.find_eta_star: trainings per search with
-and without it, on the demo's architectures (MNIST-1D, the small input-layer variant).
+"""Trainings per η* search with and without a finished study's law as its starting point.
+
+On the demo's architectures (MNIST-1D, the small input-layer variant), through
+milr.find_eta_star.
 
 For every architecture the demo's product law was fitted on, the law refitted without that
 architecture (the demo's own leave-one-out table, loao.csv) predicts its η*; the search then

@@ -1,5 +1,7 @@
-"""Prove a GPU machine in one command (`make gpu-check`): every job kind on CUDA against the
-CPU, the quick preset end to end on the GPU, and the benchmarks, all into one report file.
+"""Prove a GPU machine in one command (`make gpu-check`), into one report file.
+
+Every job kind on CUDA against the CPU, the quick preset end to end on the GPU, and the
+benchmarks.
 
 Steps, each with its command, wall time and exit status in the report:
 1. the machine: nvidia-smi, torch and CUDA versions, the float32 precision a job pins;

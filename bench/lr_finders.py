@@ -1,6 +1,6 @@
-"""η* (milr.find_eta_star) beside the LR range tests practitioners run: torch-lr-finder's
-range_test and Lightning's Tuner.lr_find, on real Fashion-MNIST, for a small CNN and a torchvision
-ResNet-18 (docs/examples/models.py).
+"""η* (milr.find_eta_star) beside torch-lr-finder's and Lightning's LR range tests.
+
+On real Fashion-MNIST, for a small CNN and a torchvision ResNet-18 (docs/examples/models.py).
 
 For each model: η* and its bracket, with its trainings and wall time; each range test twice
 from the same initial weights (its loader's shuffle unseeded, as users run it), with its

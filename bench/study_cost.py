@@ -1,5 +1,6 @@
-"""Where a finished study's time went: searches, λ1 with the range tests, the rest, and the
-start-up every job pays, measured from the study itself.
+"""Where a finished study's time went, measured from the study itself.
+
+Searches, λ1 with the range tests, the rest, and the start-up every job pays.
 
 Reads Snakemake's per-job benchmark files (``RESULTS/benchmarks``: wall seconds of each
 bisection and λ1/range-test job), the study's tables (probes and epochs of every search) and

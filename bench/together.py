@@ -1,5 +1,6 @@
-"""One architecture's λ1 and range tests as three processes (small_jobs_together: false) against
-one `milr together` process (true), timed side by side.
+"""λ1 and range tests as separate processes against one `milr together` process, side by side.
+
+One architecture's three jobs (small_jobs_together: false) against one process (true).
 
 What a joint job saves is per-process cost: Python and torch start-up, the data load and, on a
 GPU, CUDA's initialisation; the measurements themselves are the same commands. Both ways run

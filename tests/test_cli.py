@@ -375,3 +375,13 @@ def test_find_prints_the_bracket_and_writes_every_training(tmp_path, capsys):
     assert lines[1].startswith(f"recommended: {record['recommended']:.6g} (0.5 x eta*)")
     assert record["complete"] and record["settings"]["seeds"] == [0, 1]
     assert {t["seed"] for v in record["verdicts"] for t in v["trials"]} == {0, 1}
+
+
+@pytest.mark.parametrize("script", sorted(Path(__file__).parents[1].glob("bench/*.py")),
+                         ids=lambda p: p.name)  # fmt: skip
+def test_each_benchmarks_help_opens_with_a_whole_sentence(script):
+    """--help prints the docstring's first line: a sentence, not one cut off mid-phrase."""
+    import ast
+
+    first = ast.get_docstring(ast.parse(script.read_text())).splitlines()[0]
+    assert first.endswith((".", ")")) and len(first) <= 100, first
