@@ -472,8 +472,14 @@ def test_ctrl_c_stops_quietly_says_how_to_resume_and_the_rerun_finishes(study, t
     way here, once the first training job runs."""
     work = gaussian_only(study, tmp_path / "stopped", mahalanobis=3.0)
     cmd = snakemake_command(work, config="changed.yaml", cores=1)
+
+    # A terminal delivers Ctrl-C to a process that has SIGINT at its default; a test run
+    # started in the background (bash's `cmd &`) inherits it ignored, so restore the default.
+    def default_sigint() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
     run = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           start_new_session=True)  # fmt: skip
+                           start_new_session=True, preexec_fn=default_sigint)  # fmt: skip
     seen = []
     for line in run.stdout:
         seen.append(line)
