@@ -18,12 +18,12 @@ import statistics
 import sys
 from pathlib import Path
 
-import pandas as pd
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow"))
 
+from milr.cli import read_study  # noqa: E402
 from milr.data import load_cache  # noqa: E402
 from milr.find import find_eta_star  # noqa: E402
 from milr.io import read_table, study_tables  # noqa: E402
@@ -40,19 +40,19 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     tables = study_tables(args.results / "tables")
-    study = pd.read_json(tables / "study.json", typ="series")
-    variant = study["primary_variant"]
-    scale = study["input_lr_variants"][variant]
-    (dataset, threshold), = study["thresholds"].items()  # fmt: skip
+    study = read_study(tables / "study.json")
+    variant = study.primary_variant
+    scale = study.input_lr_variants[variant]
+    (dataset, threshold), = study.thresholds.items()  # fmt: skip
     eta = read_table(tables / "eta_star.csv")
     loao = read_table(tables / "loao.csv")
     loao = loao[(loao.law == args.law) & (loao.variant == variant) & (loao.threshold == threshold)]
     data = load_cache(args.results / f"data/{dataset}.pt")
     main_rows = eta[(eta.variant == variant) & (eta.threshold == threshold) & (eta.role == "main")]
-    start = args.start
     print(f"{dataset}, variant {variant} (input layer x{scale}), t = {threshold}; {args.law} "
           f"law left out per architecture; threads={torch.get_num_threads()}")  # fmt: skip
-    print(f"{'arch':>7} {'seed':>4} {'predicted':>9} {'eta* (start 2)':>14} {'trainings':>9} "
+    print(f"{'arch':>7} {'seed':>4} {'predicted':>9} {f'eta* (start {args.start:g})':>14} "
+          f"{'trainings':>9} "
           f"{'eta* (law start)':>16} {'trainings':>9} {'= demo':>6}")  # fmt: skip
     totals = {"plain": 0, "prior": 0, "searches": 0, "same": 0}
     ratios, demo_ratios = [], []
@@ -69,7 +69,7 @@ def main() -> None:
             kwargs = dict(threshold=threshold, epochs=args.epochs, seeds=(int(seed),),
                           optimizer=optimizer)  # fmt: skip
             train, val = (data.x_train, data.y_train), (data.x_val, data.y_val)
-            plain = find_eta_star(factory, train, val, start=start, **kwargs)
+            plain = find_eta_star(factory, train, val, start=args.start, **kwargs)
             prior = find_eta_star(factory, train, val, start=float(row.predicted), **kwargs)
             demo = main_rows[(main_rows.depth == row.depth) & (main_rows.width == row.width)
                              & (main_rows.seed == seed)].eta_star.iloc[0]  # fmt: skip
@@ -84,9 +84,10 @@ def main() -> None:
                   f"{plain.eta_star:>14.4g} {plain.trainings:>9} {prior.eta_star:>16.4g} "
                   f"{prior.trainings:>9} {same!s:>6}")  # fmt: skip
     n = totals["searches"]
-    print(f"trainings per search: {totals['plain'] / n:.2f} from start {start:g}, "
+    print(f"trainings per search: {totals['plain'] / n:.2f} from start {args.start:g}, "
           f"{totals['prior'] / n:.2f} from the law's prediction ({n} searches); "
-          f"η* from start {start:g} equals the demo's own in {totals['same']} of {n}")  # fmt: skip
+          f"η* from start {args.start:g} equals the demo's own in {totals['same']} "
+          f"of {n}")  # fmt: skip
     print(f"η* from the two starts differs by a factor: median {statistics.median(ratios):.3f}, "
           f"largest {max(ratios):.3f}; from the demo's own: median "
           f"{statistics.median(demo_ratios):.3f}, largest {max(demo_ratios):.3f}")  # fmt: skip

@@ -221,3 +221,14 @@ def test_train_at_trains_exactly_as_a_probe(small_gaussian):
     for probe in found.trials[:3]:
         again = train_at(mlp(small_gaussian), train, val, probe.rate, seed=2, **SETTINGS)
         assert again == probe
+
+
+def test_reading_divergence_less_often_changes_no_record(small_gaussian, monkeypatch):
+    """On CUDA the non-finite flag is read every 32 steps, not every step: the records must not
+    depend on it (checked here on the CPU with another interval)."""
+    train, val = splits(small_gaussian)
+    kwargs = dict(threshold=0.85, epochs=3, start=4096.0)
+    every_step = find_eta_star(mlp(small_gaussian, depth=4, width=64), train, val, **kwargs)
+    monkeypatch.setattr("milr.find.divergence_check_interval", lambda device: 7)
+    sparse = find_eta_star(mlp(small_gaussian, depth=4, width=64), train, val, **kwargs)
+    assert sparse == every_step and any(t.diverged for t in sparse.trials)

@@ -430,7 +430,6 @@ def load_dataset(args: argparse.Namespace, dataset: str, device: str):
 
 def check_memory(args: argparse.Namespace, device: str, networks: int) -> None:
     """Stop before the data load when the network cannot fit on the device (milr.memory)."""
-
     limit = None
     if device == "cuda":
         import torch

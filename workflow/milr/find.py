@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from milr import MilrError, __version__
-from milr.batched import required_correct
+from milr.batched import divergence_check_interval, required_correct
 from milr.data import shuffle_generator
 from milr.memory import EVAL_CHUNK
 from milr.numerics import float32_precision
@@ -125,9 +125,7 @@ class EtaStar:
     def recommended(self, fraction: float = SAFE_FRACTION) -> float:
         """A rate to train at: ``fraction`` of η* (η* is the edge where training still reaches
         t, not the best rate)."""
-        if not 0 < fraction <= 1:
-            raise MilrError(f"fraction must be in (0, 1], got {fraction}")
-        return fraction * self.eta_star
+        return check_fraction(fraction) * self.eta_star
 
     def describe(self, fraction: float = SAFE_FRACTION) -> str:
         """Two lines: η* with its bracket and cost, then what to do with it."""
@@ -155,6 +153,13 @@ class EtaStar:
                       f"above eta*, {self.high:.6g}, did not reach t = {t:g} "
                       f"in {within}")  # fmt: skip
         return f"{head}\n{advice}"
+
+
+def check_fraction(fraction: float) -> float:
+    """``fraction`` of η* to recommend, checked: in (0, 1]."""
+    if not 0 < fraction <= 1:
+        raise MilrError(f"fraction must be in (0, 1], got {fraction}")
+    return fraction
 
 
 def find_eta_star(
@@ -239,7 +244,8 @@ class _Runner:
         self.factory, self.settings, self.device = factory, settings, torch.device(device or "cpu")
         self.optimizer = optimizer or plain_sgd
         self.loss, self.hits = loss or F.cross_entropy, hits or argmax_hits
-        self.train, self.val = _batches_of(train, "train"), _batches_of(val, "val")
+        self.train = _batches_of(train, "train", self.device)
+        self.val = _batches_of(val, "val", self.device)
         self.started = time.perf_counter()
         self.trainings = 0
         self.stopped_by = ""
@@ -321,6 +327,10 @@ class _Runner:
         model, opt = self.build(rate, seed)
         s = self.settings
         reached, diverged, epochs_run, accuracy, steps = False, False, 0, math.nan, 0
+        # Non-finite losses gather on the device and are read every ``check_every`` steps (every
+        # step on the CPU, where a read is free), at the first step and at each epoch's end.
+        check_every = divergence_check_interval(self.device)
+        nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(data_seed)  # a DataLoader's shuffling sampler draws from it
             order = shuffle_generator(data_seed)
@@ -333,19 +343,19 @@ class _Runner:
                         _check_outputs(out, y)
                         self.checked = True
                     value = self.loss(out, y)
-                    # One host read per step: free on the CPU, and what stops a diverged run.
-                    if not bool(torch.isfinite(value)):
+                    nonfinite |= ~torch.isfinite(value)
+                    if (steps == 0 or steps % check_every == 0) and bool(nonfinite):
                         if steps == 0:
                             raise MilrError(
                                 f"the loss is {value.item()} at initialisation, before any step "
                                 f"(seed {seed}): check the model's outputs and the loss"
                             )
-                        diverged = True
                         break
                     opt.zero_grad(set_to_none=True)
                     value.backward()
                     opt.step()
                     steps += 1
+                diverged = bool(nonfinite)
                 if diverged:
                     break
                 correct, total = self.evaluate(model)
@@ -366,9 +376,9 @@ class _Runner:
         model.eval()
         correct, total = 0, 0
         for x, y in self.val.epoch(None, EVAL_CHUNK, self.device):
-            correct += int(self.hits(model(x), y))
+            correct = correct + self.hits(model(x), y)  # on the device: one read, below
             total += len(y)
-        return correct, total
+        return int(correct), total
 
     def provenance(self) -> dict[str, str]:
         return {
@@ -408,13 +418,14 @@ def _check_outputs(out: torch.Tensor, y: torch.Tensor) -> None:
 
 
 class _TensorBatches:
-    """Device-resident (x, y) cut into minibatches in milr's seeded order (or in order)."""
+    """Device-resident (x, y) cut into minibatches in milr's seeded order (or in order); moved
+    to the device once, not once per epoch."""
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        self.x, self.y = x, y
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, device: torch.device) -> None:
+        self.x, self.y = x.to(device), y.to(device)
 
     def epoch(self, order: torch.Generator | None, size: int, device: torch.device):
-        x, y = self.x.to(device), self.y.to(device)
+        x, y = self.x, self.y
         n = len(x)
         index = None if order is None else torch.randperm(n, generator=order).to(device)
         for begin in range(0, n, size):
@@ -444,7 +455,7 @@ class _LoaderBatches:
         return f"{type(self.loader).__name__} (batch size {size})"
 
 
-def _batches_of(data: Batches, what: str) -> _TensorBatches | _LoaderBatches:
+def _batches_of(data: Batches, what: str, device: torch.device) -> _TensorBatches | _LoaderBatches:
     if (
         isinstance(data, tuple | list)
         and len(data) == 2
@@ -455,7 +466,7 @@ def _batches_of(data: Batches, what: str) -> _TensorBatches | _LoaderBatches:
             raise MilrError(f"{what}: {len(x)} inputs and {len(y)} labels; give as many of each")
         if y.dtype not in (torch.int64, torch.int32):
             raise MilrError(f"{what}: labels are {y.dtype}; give integer class labels")
-        return _TensorBatches(x, y.long())
+        return _TensorBatches(x, y.long(), device)
     if isinstance(data, Iterable):
         return _LoaderBatches(data)
     raise MilrError(

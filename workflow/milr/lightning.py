@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from milr import MilrError
-from milr.find import EtaStar, LossFn, find_eta_star
+from milr.find import EtaStar, LossFn, check_fraction, find_eta_star
 from milr.settings import SAFE_FRACTION, FindSettings
 
 try:
@@ -68,9 +68,7 @@ class EtaStarFinder(pl.Callback):
     ) -> None:
         super().__init__()
         self.settings = settings if settings is not None else FindSettings(**flat)
-        if not 0 < fraction <= 1:
-            raise MilrError(f"fraction must be in (0, 1], got {fraction}")
-        self.fraction, self.attr_name, self.loss = fraction, attr_name, loss
+        self.fraction, self.attr_name, self.loss = check_fraction(fraction), attr_name, loss
         self.result: EtaStar | None = None
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
