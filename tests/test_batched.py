@@ -10,10 +10,21 @@ import math
 
 import pytest
 import torch
-from milr.batched import Member, StackedMLP, masked_sgd, negated_rates, train_batched
+from milr.batched import (
+    PER_NETWORK_MIN,
+    Member,
+    StackedMLP,
+    layer_backward,
+    layer_forward,
+    losses_and_grads,
+    masked_sgd,
+    negated_rates,
+    per_network,
+    train_batched,
+)
 from milr.data import make_mnist1d, payload_to_dataset, shuffle_generator
 from milr.measure import measure_eta_star, measure_eta_star_seeds
-from milr.model import build_model
+from milr.model import build_model, relu_mlp
 from milr.records import SearchInputs
 from milr.settings import Mnist1dSpec, TrainSettings
 from milr.train import make_sgd, sgd_step, train_probe
@@ -49,6 +60,71 @@ def test_a_network_trains_alike_in_any_stack(mnist1d, depth, width):
     assert len({fields(r) for r in alone}) == 3  # three different runs, not one repeated
 
 
+STUDY_WIDTHS = [16, 32, 64, 128, 256, 512, 1024, 2048]  # every preset's and config.yaml's
+STUDY_INPUTS = [32, 40, 784, 3072]  # gaussian, mnist1d, (fashion-)mnist, cifar10
+STUDY_LAYERS = sorted(
+    {(d, w) for d in STUDY_INPUTS for w in STUDY_WIDTHS}
+    | {(w, w) for w in STUDY_WIDTHS}
+    | {(w, c) for w in STUDY_WIDTHS for c in (2, 10)}
+)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("rows", [128, 80])  # a full batch and an epoch's last (18,000 samples)
+def test_layer_products_give_autograds_numbers_bit_for_bit(rows, threads):
+    """Every layer shape of the study's grids (input, hidden, output), stacks of 1 and 3: the
+    trainer's forward and written-out backward give autograd's baddbmm numbers to the bit,
+    whether the layer is multiplied network by network (2-D products, weight gradient in the
+    weight's layout) or batched, on 1 and on 2 threads (autograd's on 2)."""
+    gen = torch.Generator().manual_seed(rows)
+    for fan_in, fan_out in STUDY_LAYERS:
+        for k in (1, 3):
+            a = torch.randn(k, rows, fan_in, generator=gen).relu().requires_grad_(True)
+            weight = torch.randn(k, fan_out, fan_in, generator=gen).requires_grad_(True)
+            bias = torch.randn(k, fan_out, generator=gen).requires_grad_(True)
+            upstream = torch.randn(k, rows, fan_out, generator=gen)
+            reference = torch.baddbmm(bias.unsqueeze(1), a, weight.transpose(1, 2))
+            expected = torch.autograd.grad(reference, (a, weight, bias), upstream)
+            stack = StackedMLP.of_layers([weight], [bias])
+            before = torch.get_num_threads()
+            torch.set_num_threads(threads)
+            try:
+                with torch.no_grad():
+                    assert torch.equal(layer_forward(stack, 0, a), reference)
+                    got = layer_backward(stack, 0, upstream, a, need_input=True)
+            finally:
+                torch.set_num_threads(before)
+            for mine, theirs in zip(got, expected, strict=True):
+                assert torch.equal(mine, theirs), (fan_in, fan_out, k)
+            wide = min(fan_in, fan_out) >= PER_NETWORK_MIN
+            assert per_network(weight) == wide and got[1].is_contiguous() == wide
+
+
+ARCHITECTURES = [(40, 1, 256, 10), (40, 3, 128, 10), (32, 2, 16, 2), (100, 2, 512, 2)]
+
+
+@pytest.mark.parametrize("in_dim, depth, width, classes", ARCHITECTURES)
+def test_written_out_backward_is_autograds(in_dim, depth, width, classes):
+    """The trainer's losses and gradients equal autograd's through milr.model.relu_mlp, bit for
+    bit, in a stack of three networks with their own minibatches (and one that is all zeros)."""
+    inits = [build_model(in_dim, width, depth, classes, seed=s) for s in range(3)]
+    stack = StackedMLP(inits)
+    gen = torch.Generator().manual_seed(depth)
+    x = torch.randn(3, 96, in_dim, generator=gen)
+    x[2] = 0.0
+    y = torch.randint(0, classes, (3, 96), generator=gen)
+    losses, grads = losses_and_grads(stack, x, y)
+    logits = relu_mlp(x, zip(stack.weights, stack.biases, strict=True))
+    per_net = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, classes), y.reshape(-1), reduction="none"
+    ).view(3, -1)
+    expected_losses = per_net.mean(dim=1)
+    expected = torch.autograd.grad(expected_losses.sum(), stack.parameters())
+    assert torch.equal(losses, expected_losses.detach())
+    for mine, theirs in zip(grads, expected, strict=True):
+        assert torch.equal(mine, theirs)
+
+
 def test_seeds_and_trainers_give_identical_searches(mnist1d):
     """Issue #18's case: depth 4 x width 16, input layer at 1x, t = 0.5, upper auto from 2,
     seeds 0 and 1: stacked seeds with the batched trainer, stacked seeds trained one by one, and
@@ -71,8 +147,9 @@ def test_seeds_and_trainers_give_identical_searches(mnist1d):
     assert runs["batched"][0].probes[0].lr == 2.0 and len(runs["batched"][0].probes) >= 4
 
 
-def test_thread_count_does_not_change_a_record(mnist1d):
-    member = Member(build_model(mnist1d.in_dim, 64, 2, 10, seed=0), 0.5, 0)
+@pytest.mark.parametrize("width", [64, 256])  # batched products only; 2-D ones for 256 x 256
+def test_thread_count_does_not_change_a_record(mnist1d, width):
+    member = Member(build_model(mnist1d.in_dim, width, 2, 10, seed=0), 0.5, 0)
     settings = TrainSettings(threshold=0.9, epochs=2)
     before = torch.get_num_threads()
     try:

@@ -54,6 +54,22 @@ def test_gaussian_is_determined_by_its_seed_and_sized_as_the_paper():
     assert not torch.equal(make_gaussian(GaussianSpec(seed=8))["x_train"], a["x_train"])
 
 
+@pytest.mark.parametrize("dim", [32, 100])  # the study's, and the benchmarks'
+def test_gaussian_bytes_do_not_depend_on_the_thread_count(dim):
+    """At dim 100, two threads once rounded the float64 products apart from one (the same seed,
+    other data, another final loss in bench/plain_loop.py's runs)."""
+    before = torch.get_num_threads()
+    try:
+        prints = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            prints.append(make_gaussian(GaussianSpec(dim=dim))["fingerprint"])
+        assert torch.get_num_threads() == 2  # the caller's setting is restored
+    finally:
+        torch.set_num_threads(before)
+    assert prints[0] == prints[1]
+
+
 def test_gaussian_bayes_accuracy_matches_a_linear_probe():
     spec = GaussianSpec(dim=8, mahalanobis=2.0, train_per_class=20_000, val_per_class=5_000)
     data = payload_to_dataset(make_gaussian(spec))

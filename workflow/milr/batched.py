@@ -9,7 +9,9 @@ or together gives the same η* to the last bit: the choice is a matter of speed 
 The paper's study is thousands of short SGD runs of small MLPs; on a GPU each run is bound by
 kernel launches and host synchronisation, not arithmetic. Stacking K networks (different
 learning rates, different seeds, or both) turns K small matmuls into one ``torch.baddbmm`` per
-layer and K optimiser steps into one masked update, while every network keeps:
+layer and K optimiser steps into one masked update (a layer wide enough for the products to
+dominate is multiplied network by network on the CPU: :data:`PER_NETWORK_MIN`), while every
+network keeps:
 
 - its own weights (drawn exactly as :func:`milr.model.build_model` draws them for its seed),
 - its own learning rate (and input-layer rate),
@@ -67,18 +69,36 @@ class Member:
 
 
 class StackedMLP:
-    """Weights of K networks as [K, out, in] tensors; forward is one baddbmm per layer."""
+    """Weights of K networks as [K, out, in] tensors; forward is one baddbmm per layer.
+
+    For its own training step (:func:`losses_and_grads`) it also keeps, per wide layer, each
+    network's 2-D views of the weights and bias (updates are in place, so the views stay valid)
+    and the step's output buffers, reused from step to step: a step at width 1,024 then
+    allocates no large tensor (a fresh one costs its page faults every step)."""
 
     def __init__(self, inits: Sequence[ReLUMLP]) -> None:
         layers = list(zip(*(m.layers for m in inits), strict=True))
-        self.weights = [
-            torch.stack([lin.weight.detach() for lin in group]).clone().requires_grad_(True)
-            for group in layers
+        self._hold(
+            [torch.stack([lin.weight.detach() for lin in group]).clone() for group in layers],
+            [torch.stack([lin.bias.detach() for lin in group]).clone() for group in layers],
+        )
+
+    @classmethod
+    def of_layers(cls, weights: list[torch.Tensor], biases: list[torch.Tensor]) -> StackedMLP:
+        """A stack holding these [K, out, in] weights and [K, out] biases themselves."""
+        stack = cls.__new__(cls)
+        stack._hold(weights, biases)
+        return stack
+
+    def _hold(self, weights: list[torch.Tensor], biases: list[torch.Tensor]) -> None:
+        self.weights = [w.requires_grad_(True) for w in weights]
+        self.biases = [b.requires_grad_(True) for b in biases]
+        self.split = [per_network(w) for w in self.weights]
+        self.views = [
+            [(wk, wk.t(), bk) for wk, bk in zip(w.detach(), b.detach(), strict=True)] if cut else []
+            for w, b, cut in zip(self.weights, self.biases, self.split, strict=True)
         ]
-        self.biases = [
-            torch.stack([lin.bias.detach() for lin in group]).clone().requires_grad_(True)
-            for group in layers
-        ]
+        self._buffers: dict[tuple, torch.Tensor] = {}
 
     def parameters(self) -> list[torch.Tensor]:
         return [*self.weights, *self.biases]
@@ -86,6 +106,13 @@ class StackedMLP:
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [K, B, in] -> logits [K, B, classes], by the same forward pass as one network."""
         return relu_mlp(x, zip(self.weights, self.biases, strict=True))
+
+    def buffer(self, role: str, layer: int, shape: tuple[int, ...]) -> torch.Tensor:
+        """The step's reusable output tensor for (role, layer, shape), made on first use."""
+        key = (role, layer, shape)
+        if key not in self._buffers:
+            self._buffers[key] = self.weights[layer].new_empty(shape)
+        return self._buffers[key]
 
 
 def _orders(seeds: Sequence[int], n: int, epochs: int, device: torch.device) -> list[torch.Tensor]:
@@ -224,17 +251,92 @@ class Momentum:
         return self.buffers
 
 
+# A layer at least this wide on both sides is multiplied network by network with 2-D products
+# (addmm/mm, as nn.Linear and a torch.optim loop do) on the CPU: one batched product shares a stack
+# of 3 between 2 threads unevenly, and for a stack of one it costs 5-15% more than the 2-D one at
+# width 512 (bench/plain_loop.py). At 16 or more on both sides MKL's 2-D and batched products,
+# in either orientation, round alike (tests/test_batched.py checks every layer shape of the
+# study's grids bit for bit); below 16 they do not, and narrow layers gain from batching, so
+# they keep the batched products. Must stay >= 16.
+PER_NETWORK_MIN = 128
+
+
+def per_network(weight: torch.Tensor) -> bool:
+    """Whether a [K, out, in] layer is multiplied network by network (see PER_NETWORK_MIN)."""
+    return weight.device.type == "cpu" and min(weight.shape[1:]) >= PER_NETWORK_MIN
+
+
+def layer_forward(model: StackedMLP, i: int, a: torch.Tensor) -> torch.Tensor:
+    """a W^T + b of layer ``i`` for every network of the stack (a: [K, B, in]): the product
+    autograd would run for :func:`milr.model.affine`, or its 2-D twin network by network for a
+    wide layer, into a reused buffer."""
+    weight, bias = model.weights[i], model.biases[i]
+    if not model.split[i]:
+        return torch.baddbmm(bias.unsqueeze(1), a, weight.transpose(1, 2))
+    out = model.buffer("out", i, (a.shape[0], a.shape[1], weight.shape[1]))
+    for k, (_, weight_t, bias_k) in enumerate(model.views[i]):
+        torch.addmm(bias_k, a[k], weight_t, out=out[k])
+    return out
+
+
+def layer_backward(
+    model: StackedMLP, i: int, grad: torch.Tensor, a: torch.Tensor, need_input: bool
+) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+    """Gradients of layer ``i``'s input, weight and bias from its output's gradient: the numbers
+    autograd gives for baddbmm. A wide layer's weight gradient is g^T a, computed straight into
+    the weight's [K, out, in] layout; autograd's x^T g comes back transposed, and the update then
+    read it against the grain (at width 1,024 that took longer than the layer's forward product).
+    """
+    weight = model.weights[i]
+    if not model.split[i]:
+        grad_w = a.transpose(1, 2).bmm(grad).transpose(1, 2)
+        grad_a = grad.bmm(weight.detach()) if need_input else None
+        return grad_a, grad_w, grad.sum(dim=1)
+    grad_w = model.buffer("grad_w", i, tuple(weight.shape))
+    grad_a = model.buffer("grad_a", i, tuple(a.shape)) if need_input else None
+    for k, (weight_k, _, _) in enumerate(model.views[i]):
+        torch.mm(grad[k].t(), a[k], out=grad_w[k])
+        if grad_a is not None:
+            torch.mm(grad[k], weight_k, out=grad_a[k])
+    return grad_a, grad_w, grad.sum(dim=1)
+
+
+_relu_backward = torch.ops.aten.threshold_backward.default  # ReluBackward0's own kernel
+
+
 def losses_and_grads(
     model: StackedMLP, x: torch.Tensor, y: torch.Tensor
 ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
     """Each network's mean cross-entropy on its own minibatch (x: [K, B, in], y: [K, B]) and the
-    gradients of their sum: d(sum)/d(loss_k) = 1, so every network gets its own gradient."""
-    logits = model.forward(x)
+    gradients of their sum: d(sum)/d(loss_k) = 1, so every network gets its own gradient.
+
+    The MLP's backward is written out (autograd only differentiates the loss with respect to the
+    logits): every product, ReLU mask and bias sum is the one autograd runs for
+    :func:`milr.model.relu_mlp`, bit for bit, without autograd's graph, and a wide layer's weight
+    gradient comes out in the weight's own layout (:func:`layer_backward`). The gradients are the
+    model's reused buffers: valid until its next step."""
+    count = len(model.weights)
+    inputs = [x]
+    with torch.no_grad():
+        for i in range(count - 1):
+            inputs.append(layer_forward(model, i, inputs[-1]).clamp_min_(0.0))
+        logits = layer_forward(model, count - 1, inputs[-1])
+    logits.requires_grad_(True)
     per_net = F.cross_entropy(
         logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="none"
     ).view(len(x), -1)
     losses = per_net.mean(dim=1)
-    return losses, torch.autograd.grad(losses.sum(), model.parameters())
+    (grad,) = torch.autograd.grad(losses.sum(), logits)
+    weight_grads: list[torch.Tensor] = [grad] * count
+    bias_grads: list[torch.Tensor] = [grad] * count
+    with torch.no_grad():
+        for i in reversed(range(count)):
+            grad_a, weight_grads[i], bias_grads[i] = layer_backward(
+                model, i, grad, inputs[i], need_input=i > 0
+            )
+            if grad_a is not None:  # through the ReLU that made inputs[i], as ReluBackward0
+                grad = _relu_backward(grad_a, inputs[i], 0.0)
+    return losses.detach(), (*weight_grads, *bias_grads)
 
 
 def negated_rates(model: StackedMLP, layer_lrs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
