@@ -252,12 +252,13 @@ class Momentum:
 
 
 # A layer at least this wide on both sides is multiplied network by network with 2-D products
-# (addmm/mm, as nn.Linear and a torch.optim loop do) on the CPU: one batched product shares a stack
-# of 3 between 2 threads unevenly, and for a stack of one it costs 5-15% more than the 2-D one at
-# width 512 (bench/plain_loop.py). At 16 or more on both sides MKL's 2-D and batched products,
-# in either orientation, round alike (tests/test_batched.py checks every layer shape of the
-# study's grids bit for bit); below 16 they do not, and narrow layers gain from batching, so
-# they keep the batched products. Must stay >= 16.
+# (addmm/mm, as nn.Linear and a torch.optim loop do) on the CPU, where the products are the
+# step's cost and MKL's 2-D kernels were the faster (with them and the written-out backward the
+# trainer went from 0.61-0.79x to 0.96-1.08x a plain loop at widths 512-1,024:
+# bench/plain_loop.py, docs/performance.md). At 16 or more on both sides MKL's 2-D and batched
+# products, in either orientation, round alike (tests/test_batched.py checks every layer shape
+# of the study's grids bit for bit); below 16 they do not, and narrow layers gain from batching,
+# so they keep the batched products. Must stay >= 16.
 PER_NETWORK_MIN = 128
 
 
