@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 from milr.data import Dataset, shuffle_generator
 from milr.memory import EVAL_CHUNK
-from milr.model import ReLUMLP, relu_mlp
+from milr.model import ReLUMLP, affine, relu_mlp
 from milr.records import TrainRecord
 from milr.settings import TrainSettings
 
@@ -71,10 +71,11 @@ class Member:
 class StackedMLP:
     """Weights of K networks as [K, out, in] tensors; forward is one baddbmm per layer.
 
-    For its own training step (:func:`losses_and_grads`) it also keeps, per wide layer, each
-    network's 2-D views of the weights and bias (updates are in place, so the views stay valid)
-    and the step's output buffers, reused from step to step: a step at width 1,024 then
-    allocates no large tensor (a fresh one costs its page faults every step)."""
+    For its own training step (:func:`losses_and_grads`) it also keeps, per wide layer
+    (:func:`per_network`; a narrow layer's list is empty), each network's 2-D views of the
+    weights and bias (updates are in place, so the views stay valid) and the step's output
+    buffers, reused from step to step: a step at width 1,024 then allocates no large tensor (a
+    fresh one costs its page faults every step)."""
 
     def __init__(self, inits: Sequence[ReLUMLP]) -> None:
         layers = list(zip(*(m.layers for m in inits), strict=True))
@@ -93,10 +94,11 @@ class StackedMLP:
     def _hold(self, weights: list[torch.Tensor], biases: list[torch.Tensor]) -> None:
         self.weights = [w.requires_grad_(True) for w in weights]
         self.biases = [b.requires_grad_(True) for b in biases]
-        self.split = [per_network(w) for w in self.weights]
         self.views = [
-            [(wk, wk.t(), bk) for wk, bk in zip(w.detach(), b.detach(), strict=True)] if cut else []
-            for w, b, cut in zip(self.weights, self.biases, self.split, strict=True)
+            [(wk, wk.t(), bk) for wk, bk in zip(w.detach(), b.detach(), strict=True)]
+            if per_network(w)
+            else []
+            for w, b in zip(self.weights, self.biases, strict=True)
         ]
         self._buffers: dict[tuple, torch.Tensor] = {}
 
@@ -268,14 +270,14 @@ def per_network(weight: torch.Tensor) -> bool:
 
 
 def layer_forward(model: StackedMLP, i: int, a: torch.Tensor) -> torch.Tensor:
-    """a W^T + b of layer ``i`` for every network of the stack (a: [K, B, in]): the product
-    autograd would run for :func:`milr.model.affine`, or its 2-D twin network by network for a
-    wide layer, into a reused buffer."""
-    weight, bias = model.weights[i], model.biases[i]
-    if not model.split[i]:
-        return torch.baddbmm(bias.unsqueeze(1), a, weight.transpose(1, 2))
+    """a W^T + b of layer ``i`` for every network of the stack (a: [K, B, in]):
+    :func:`milr.model.affine`'s batched product, or its 2-D twin network by network for a wide
+    layer, into a reused buffer."""
+    weight, bias, views = model.weights[i], model.biases[i], model.views[i]
+    if not views:
+        return affine(a, weight, bias)
     out = model.buffer("out", i, (a.shape[0], a.shape[1], weight.shape[1]))
-    for k, (_, weight_t, bias_k) in enumerate(model.views[i]):
+    for k, (_, weight_t, bias_k) in enumerate(views):
         torch.addmm(bias_k, a[k], weight_t, out=out[k])
     return out
 
@@ -288,14 +290,14 @@ def layer_backward(
     the weight's [K, out, in] layout; autograd's x^T g comes back transposed, and the update then
     read it against the grain (at width 1,024 that took longer than the layer's forward product).
     """
-    weight = model.weights[i]
-    if not model.split[i]:
+    weight, views = model.weights[i], model.views[i]
+    if not views:
         grad_w = a.transpose(1, 2).bmm(grad).transpose(1, 2)
-        grad_a = grad.bmm(weight.detach()) if need_input else None
+        grad_a = grad.bmm(weight) if need_input else None
         return grad_a, grad_w, grad.sum(dim=1)
     grad_w = model.buffer("grad_w", i, tuple(weight.shape))
     grad_a = model.buffer("grad_a", i, tuple(a.shape)) if need_input else None
-    for k, (weight_k, _, _) in enumerate(model.views[i]):
+    for k, (weight_k, _, _) in enumerate(views):
         torch.mm(grad[k].t(), a[k], out=grad_w[k])
         if grad_a is not None:
             torch.mm(grad[k], weight_k, out=grad_a[k])
@@ -328,16 +330,15 @@ def losses_and_grads(
     ).view(len(x), -1)
     losses = per_net.mean(dim=1)
     (grad,) = torch.autograd.grad(losses.sum(), logits)
-    weight_grads: list[torch.Tensor] = [grad] * count
-    bias_grads: list[torch.Tensor] = [grad] * count
+    weight_grads, bias_grads = [], []  # from the output layer back
     with torch.no_grad():
         for i in reversed(range(count)):
-            grad_a, weight_grads[i], bias_grads[i] = layer_backward(
-                model, i, grad, inputs[i], need_input=i > 0
-            )
+            grad_a, grad_w, grad_b = layer_backward(model, i, grad, inputs[i], need_input=i > 0)
+            weight_grads.append(grad_w)
+            bias_grads.append(grad_b)
             if grad_a is not None:  # through the ReLU that made inputs[i], as ReluBackward0
                 grad = _relu_backward(grad_a, inputs[i], 0.0)
-    return losses.detach(), (*weight_grads, *bias_grads)
+    return losses.detach(), (*reversed(weight_grads), *reversed(bias_grads))
 
 
 def negated_rates(model: StackedMLP, layer_lrs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
