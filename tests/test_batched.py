@@ -24,6 +24,7 @@ from milr.batched import (
 )
 from milr.data import make_mnist1d, payload_to_dataset, shuffle_generator
 from milr.measure import measure_eta_star, measure_eta_star_seeds
+from milr.memory import EVAL_CHUNK
 from milr.model import build_model, relu_mlp
 from milr.records import SearchInputs
 from milr.settings import Mnist1dSpec, TrainSettings
@@ -123,6 +124,31 @@ def test_written_out_backward_is_autograds(in_dim, depth, width, classes):
     assert torch.equal(losses, expected_losses.detach())
     for mine, theirs in zip(grads, expected, strict=True):
         assert torch.equal(mine, theirs)
+
+
+# Validation chunks of the study's datasets: MNIST-1D's 1,000, the Gaussian task's 2,000, a full
+# chunk (milr.memory.EVAL_CHUNK) and the last chunk of a 10,000-image test set.
+VALIDATION_ROWS = [1000, 2000, EVAL_CHUNK, 10_000 % EVAL_CHUNK]
+
+
+@pytest.mark.parametrize("rows", VALIDATION_ROWS)
+def test_validation_forward_is_relu_mlps(rows):
+    """The validation pass (StackedMLP.forward: the training step's products, wide layers network
+    by network) gives milr.model.relu_mlp's batched logits bit for bit, at the study's validation
+    sizes, on 1 and on 2 threads: the accuracies it reports are the ones it always reported."""
+    inits = [build_model(784, 512, 1, 10, seed=s) for s in range(3)]
+    inits += [build_model(40, 1024, 1, 10, seed=s) for s in range(3)]
+    x = torch.randn(3, rows, 784, generator=torch.Generator().manual_seed(rows)).relu()
+    before = torch.get_num_threads()
+    for stack, inputs in ((StackedMLP(inits[:3]), x), (StackedMLP(inits[3:]), x[..., :40])):
+        with torch.no_grad():
+            expected = relu_mlp(inputs, zip(stack.weights, stack.biases, strict=True))
+        try:
+            for threads in (1, 2):
+                torch.set_num_threads(threads)
+                assert torch.equal(stack.forward(inputs), expected), (rows, threads)
+        finally:
+            torch.set_num_threads(before)
 
 
 def test_seeds_and_trainers_give_identical_searches(mnist1d):

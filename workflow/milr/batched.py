@@ -21,7 +21,7 @@ network keeps:
   derivative with respect to each network's own loss, so gradients never mix).
 
 Inside the step loop nothing is read back to the host: divergence flags accumulate on the device
-and are read once per epoch, when validation accuracy is measured in one batched pass.
+and are read once per epoch, when validation accuracy is measured in one pass over the stack.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 from milr.data import Dataset, shuffle_generator
 from milr.memory import EVAL_CHUNK
-from milr.model import ReLUMLP, affine, relu_mlp
+from milr.model import ReLUMLP, affine
 from milr.records import TrainRecord
 from milr.settings import TrainSettings
 
@@ -105,9 +105,13 @@ class StackedMLP:
     def parameters(self) -> list[torch.Tensor]:
         return [*self.weights, *self.biases]
 
+    @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: [K, B, in] -> logits [K, B, classes], by the same forward pass as one network."""
-        return relu_mlp(x, zip(self.weights, self.biases, strict=True))
+        """x: [K, B, in] -> logits [K, B, classes] (no autograd): :func:`milr.model.relu_mlp`'s
+        numbers by the training step's products (:func:`layer_forward`), in new tensors."""
+        for i in range(len(self.weights)):
+            x = layer_forward(self, i, x.clamp_min_(0.0) if i else x, reuse=False)
+        return x
 
     def buffer(self, role: str, layer: int, shape: tuple[int, ...]) -> torch.Tensor:
         """The step's reusable output tensor for (role, layer, shape), made on first use."""
@@ -132,8 +136,7 @@ def _correct_counts(model: StackedMLP, x: torch.Tensor, y: torch.Tensor) -> torc
     k = model.weights[0].shape[0]
     correct = torch.zeros(k, dtype=torch.long, device=x.device)
     for start in range(0, len(x), EVAL_CHUNK):
-        xb = x[start : start + EVAL_CHUNK]
-        logits = model.forward(xb.unsqueeze(0).expand(k, -1, -1))
+        logits = model.forward(x[start : start + EVAL_CHUNK].unsqueeze(0).expand(k, -1, -1))
         correct += (logits.argmax(dim=2) == y[start : start + EVAL_CHUNK]).sum(dim=1)
     return correct
 
@@ -269,14 +272,16 @@ def per_network(weight: torch.Tensor) -> bool:
     return weight.device.type == "cpu" and min(weight.shape[1:]) >= PER_NETWORK_MIN
 
 
-def layer_forward(model: StackedMLP, i: int, a: torch.Tensor) -> torch.Tensor:
+def layer_forward(model: StackedMLP, i: int, a: torch.Tensor, reuse: bool = True) -> torch.Tensor:
     """a W^T + b of layer ``i`` for every network of the stack (a: [K, B, in]):
     :func:`milr.model.affine`'s batched product, or its 2-D twin network by network for a wide
-    layer, into a reused buffer."""
+    layer, into the step's reused buffer (``reuse``) or a new tensor (validation, whose chunks
+    would otherwise hold a buffer per layer between epochs)."""
     weight, bias, views = model.weights[i], model.biases[i], model.views[i]
     if not views:
         return affine(a, weight, bias)
-    out = model.buffer("out", i, (a.shape[0], a.shape[1], weight.shape[1]))
+    shape = (a.shape[0], a.shape[1], weight.shape[1])
+    out = model.buffer("out", i, shape) if reuse else a.new_empty(shape)
     for k, (_, weight_t, bias_k) in enumerate(views):
         torch.addmm(bias_k, a[k], weight_t, out=out[k])
     return out
@@ -304,7 +309,7 @@ def layer_backward(
     return grad_a, grad_w, grad.sum(dim=1)
 
 
-_relu_backward = torch.ops.aten.threshold_backward.default  # ReluBackward0's own kernel
+_relu_backward = torch.ops.aten.threshold_backward.grad_input  # ReluBackward0's own kernel
 
 
 def losses_and_grads(
@@ -337,7 +342,7 @@ def losses_and_grads(
             weight_grads.append(grad_w)
             bias_grads.append(grad_b)
             if grad_a is not None:  # through the ReLU that made inputs[i], as ReluBackward0
-                grad = _relu_backward(grad_a, inputs[i], 0.0)
+                grad = _relu_backward(grad_a, inputs[i], 0.0, grad_input=grad_a)
     return losses.detach(), (*reversed(weight_grads), *reversed(bias_grads))
 
 
