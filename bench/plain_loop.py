@@ -86,7 +86,8 @@ def key(records: list[TrainRecord]) -> list[tuple]:
 
 
 def paired(loop: list[float], milr: list[float]) -> str:
-    """The median of the repeats' loop/milr time ratios and their range, as "1.02x [0.97-1.08]"."""
+    """The median of the repeats' paired time ratios (loop or other / milr) and their range, as
+    "1.02x [0.97-1.08]"."""
     ratios = [a / b for a, b in zip(loop, milr, strict=True)]
     return f"{statistics.median(ratios):.2f}x [{min(ratios):.2f}-{max(ratios):.2f}]"
 

@@ -22,9 +22,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from milr.batched import StackedMLP  # noqa: E402
 from milr.model import build_model, relu_mlp  # noqa: E402
+from plain_loop import paired  # noqa: E402
 
 SIZES = [(3, 64), (4, 512), (8, 1024)]
 
@@ -69,11 +71,10 @@ def main() -> None:
                     start = time.perf_counter()
                     (batched if name == "batched" else milr)(stack, x)
                     times[name].append(time.perf_counter() - start)
-            ratios = [a / b for a, b in zip(times["batched"], times["milr"], strict=True)]
-            paired = f"{statistics.median(ratios):.2f}x [{min(ratios):.2f}-{max(ratios):.2f}]"
             print(
                 f"{threads:>7} {size:>7} {statistics.median(times['batched']) * 1e3:>10.2f} "
-                f"{statistics.median(times['milr']) * 1e3:>8.2f} {paired:>31} {same!s:>10}"
+                f"{statistics.median(times['milr']) * 1e3:>8.2f} "
+                f"{paired(times['batched'], times['milr']):>31} {same!s:>10}"
             )
 
 
