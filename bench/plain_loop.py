@@ -85,6 +85,16 @@ def key(records: list[TrainRecord]) -> list[tuple]:
     return [(r.val_accuracy, r.epochs_run, r.success, r.diverged) for r in records]
 
 
+def sizes(text: str) -> list[str]:
+    """--sizes: DEPTHxWIDTH items, comma-separated ("3x64,10x512"), each checked."""
+    items = text.split(",")
+    for item in items:
+        parts = item.split("x")
+        if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+            raise argparse.ArgumentTypeError(f"{item!r} is not DEPTHxWIDTH, e.g. 10x512")
+    return items
+
+
 def paired(loop: list[float], milr: list[float]) -> str:
     """The median of the repeats' paired time ratios (loop or other / milr) and their range, as
     "1.02x [0.97-1.08]"."""
@@ -94,12 +104,17 @@ def paired(loop: list[float], milr: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--dim", type=int, default=100)
-    parser.add_argument("--sizes", default=",".join(f"{d}x{w}" for d, w in SIZES))
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--repeats", type=int, default=5, help="paired repeats")
+    parser.add_argument("--seeds", type=int, default=3, help="networks (seeds) per size")
+    parser.add_argument("--epochs", type=int, default=2, help="epochs each network trains")
+    parser.add_argument("--dim", type=int, default=100, help="the Gaussian task's input dimension")
+    parser.add_argument(
+        "--sizes",
+        type=sizes,
+        default=",".join(f"{d}x{w}" for d, w in SIZES),
+        help="DEPTHxWIDTH, comma-separated",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     data = payload_to_dataset(make_gaussian(GaussianSpec(dim=args.dim)), "cpu")
@@ -112,7 +127,7 @@ def main() -> None:
     print(f"{'arch':>8} {'loop s':>7} {'plain s':>8} {'stacked s':>9} "
           f"{'plain: median [range]':>22} {'stacked: median [range]':>24} "
           f"{'same bits':>10}")  # fmt: skip
-    for size in args.sizes.split(","):
+    for size in args.sizes:
         depth, width = map(int, size.split("x"))
         inits = [
             build_model(data.in_dim, width, depth, data.num_classes, s) for s in range(args.seeds)

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from milr.batched import StackedMLP  # noqa: E402
 from milr.model import build_model, relu_mlp  # noqa: E402
-from plain_loop import paired  # noqa: E402
+from plain_loop import paired, sizes  # noqa: E402
 
 SIZES = [(3, 64), (4, 512), (8, 1024)]
 
@@ -41,14 +41,28 @@ def milr(stack: StackedMLP, x: torch.Tensor) -> torch.Tensor:
     return stack.forward(x)
 
 
+def thread_counts(text: str) -> list[int]:
+    """--threads: positive integers, comma-separated."""
+    if not all(t.isdigit() and int(t) > 0 for t in text.split(",")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not thread counts, e.g. 1,2")
+    return [int(t) for t in text.split(",")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", default="1,2")
-    parser.add_argument("--rows", type=int, default=1000)
-    parser.add_argument("--in-dim", type=int, default=40)
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--sizes", default=",".join(f"{d}x{w}" for d, w in SIZES))
+    parser.add_argument(
+        "--threads", type=thread_counts, default="1,2", help="thread counts, comma-separated"
+    )
+    parser.add_argument("--rows", type=int, default=1000, help="validation rows")
+    parser.add_argument("--in-dim", type=int, default=40, help="input features")
+    parser.add_argument("--seeds", type=int, default=3, help="networks in the stack")
+    parser.add_argument("--repeats", type=int, default=7, help="paired repeats")
+    parser.add_argument(
+        "--sizes",
+        type=sizes,
+        default=",".join(f"{d}x{w}" for d, w in SIZES),
+        help="DEPTHxWIDTH, comma-separated",
+    )
     args = parser.parse_args()
     print(
         f"validation of {args.seeds} stacked networks, {args.rows} rows x {args.in_dim} inputs, "
@@ -57,9 +71,9 @@ def main() -> None:
     print(f"{'threads':>7} {'arch':>7} {'batched ms':>10} {'milr ms':>8} "
           f"{'batched / milr: median [range]':>31} {'same bits':>10}")  # fmt: skip
     x = torch.randn(args.seeds, args.rows, args.in_dim, generator=torch.Generator().manual_seed(0))
-    for threads in map(int, args.threads.split(",")):
+    for threads in args.threads:
         torch.set_num_threads(threads)
-        for size in args.sizes.split(","):
+        for size in args.sizes:
             depth, width = map(int, size.split("x"))
             stack = StackedMLP(
                 [build_model(args.in_dim, width, depth, 10, s) for s in range(args.seeds)]
