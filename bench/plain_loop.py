@@ -95,6 +95,20 @@ def sizes(text: str) -> list[str]:
     return items
 
 
+def add_paired_options(
+    parser: argparse.ArgumentParser, default_sizes: list[tuple[int, int]], repeats: int
+) -> None:
+    """--seeds, --repeats and --sizes, as this bench and bench/validation.py take them."""
+    parser.add_argument("--seeds", type=int, default=3, help="networks (seeds) stacked per size")
+    parser.add_argument("--repeats", type=int, default=repeats, help="paired repeats")
+    parser.add_argument(
+        "--sizes",
+        type=sizes,
+        default=",".join(f"{d}x{w}" for d, w in default_sizes),
+        help="DEPTHxWIDTH, comma-separated",
+    )
+
+
 def paired(loop: list[float], milr: list[float]) -> str:
     """The median of the repeats' paired time ratios (loop or other / milr) and their range, as
     "1.02x [0.97-1.08]"."""
@@ -105,16 +119,9 @@ def paired(loop: list[float], milr: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
-    parser.add_argument("--repeats", type=int, default=5, help="paired repeats")
-    parser.add_argument("--seeds", type=int, default=3, help="networks (seeds) per size")
     parser.add_argument("--epochs", type=int, default=2, help="epochs each network trains")
     parser.add_argument("--dim", type=int, default=100, help="the Gaussian task's input dimension")
-    parser.add_argument(
-        "--sizes",
-        type=sizes,
-        default=",".join(f"{d}x{w}" for d, w in SIZES),
-        help="DEPTHxWIDTH, comma-separated",
-    )
+    add_paired_options(parser, SIZES, repeats=5)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     data = payload_to_dataset(make_gaussian(GaussianSpec(dim=args.dim)), "cpu")

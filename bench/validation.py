@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from milr.batched import StackedMLP  # noqa: E402
 from milr.model import build_model, relu_mlp  # noqa: E402
-from plain_loop import paired, sizes  # noqa: E402
+from plain_loop import add_paired_options, paired  # noqa: E402
 
 SIZES = [(3, 64), (4, 512), (8, 1024)]
 
@@ -55,14 +55,7 @@ def main() -> None:
     )
     parser.add_argument("--rows", type=int, default=1000, help="validation rows")
     parser.add_argument("--in-dim", type=int, default=40, help="input features")
-    parser.add_argument("--seeds", type=int, default=3, help="networks in the stack")
-    parser.add_argument("--repeats", type=int, default=7, help="paired repeats")
-    parser.add_argument(
-        "--sizes",
-        type=sizes,
-        default=",".join(f"{d}x{w}" for d, w in SIZES),
-        help="DEPTHxWIDTH, comma-separated",
-    )
+    add_paired_options(parser, SIZES, repeats=7)
     args = parser.parse_args()
     print(
         f"validation of {args.seeds} stacked networks, {args.rows} rows x {args.in_dim} inputs, "
