@@ -85,14 +85,15 @@ def key(records: list[TrainRecord]) -> list[tuple]:
     return [(r.val_accuracy, r.epochs_run, r.success, r.diverged) for r in records]
 
 
-def sizes(text: str) -> list[str]:
-    """--sizes: DEPTHxWIDTH items, comma-separated ("3x64,10x512"), each checked."""
-    items = text.split(",")
-    for item in items:
+def sizes(text: str) -> list[tuple[int, int]]:
+    """--sizes: DEPTHxWIDTH items, comma-separated ("3x64,10x512"), as (depth, width) pairs."""
+    pairs = []
+    for item in text.split(","):
         parts = item.split("x")
         if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
             raise argparse.ArgumentTypeError(f"{item!r} is not DEPTHxWIDTH, e.g. 10x512")
-    return items
+        pairs.append((int(parts[0]), int(parts[1])))
+    return pairs
 
 
 def add_paired_options(
@@ -134,8 +135,8 @@ def main() -> None:
     print(f"{'arch':>8} {'loop s':>7} {'plain s':>8} {'stacked s':>9} "
           f"{'plain: median [range]':>22} {'stacked: median [range]':>24} "
           f"{'same bits':>10}")  # fmt: skip
-    for size in args.sizes:
-        depth, width = map(int, size.split("x"))
+    for depth, width in args.sizes:
+        size = f"{depth}x{width}"
         inits = [
             build_model(data.in_dim, width, depth, data.num_classes, s) for s in range(args.seeds)
         ]

@@ -66,8 +66,8 @@ def main() -> None:
     x = torch.randn(args.seeds, args.rows, args.in_dim, generator=torch.Generator().manual_seed(0))
     for threads in args.threads:
         torch.set_num_threads(threads)
-        for size in args.sizes:
-            depth, width = map(int, size.split("x"))
+        for depth, width in args.sizes:
+            size = f"{depth}x{width}"
             stack = StackedMLP(
                 [build_model(args.in_dim, width, depth, 10, s) for s in range(args.seeds)]
             )

@@ -29,7 +29,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -69,7 +70,8 @@ class Member:
 
 
 class StackedMLP:
-    """Weights of K networks as [K, out, in] tensors; forward is one baddbmm per layer.
+    """Weights of K networks as [K, out, in] tensors; a layer's forward is one baddbmm, or for a
+    wide layer one addmm per network (:func:`layer_forward`).
 
     For its own training step (:func:`losses_and_grads`) it also keeps, per wide layer
     (:func:`per_network`; a narrow layer's list is empty), each network's 2-D views of the
@@ -107,11 +109,21 @@ class StackedMLP:
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: [K, B, in] -> logits [K, B, classes] (no autograd): :func:`milr.model.relu_mlp`'s
-        numbers by the training step's products (:func:`layer_forward`), in new tensors."""
-        for i in range(len(self.weights)):
-            x = layer_forward(self, i, x.clamp_min_(0.0) if i else x, reuse=False)
-        return x
+        """x: [K, B, in] -> logits [K, B, classes] (no autograd), in new tensors: validation's
+        pass, by the training step's products."""
+        # Only the last is kept: each layer's activations are dropped once the next is made.
+        (logits,) = deque(self.activations(x, reuse=False), maxlen=1)
+        return logits
+
+    def activations(self, x: torch.Tensor, reuse: bool) -> Iterator[torch.Tensor]:
+        """Every layer's input (x, then each hidden layer's ReLU output), then the logits:
+        :func:`milr.model.relu_mlp`'s numbers by :func:`layer_forward`'s products, into the
+        step's reused buffers (``reuse``) or new tensors. Run it under ``torch.no_grad()``."""
+        yield x
+        last = len(self.weights) - 1
+        for i in range(last + 1):
+            x = layer_forward(self, i, x, reuse)
+            yield x.clamp_min_(0.0) if i < last else x
 
     def buffer(self, role: str, layer: int, shape: tuple[int, ...]) -> torch.Tensor:
         """The step's reusable output tensor for (role, layer, shape), made on first use."""
@@ -259,11 +271,11 @@ class Momentum:
 # A layer at least this wide on both sides is multiplied network by network with 2-D products
 # (addmm/mm, as nn.Linear and a torch.optim loop do) on the CPU, where the products are the
 # step's cost and MKL's 2-D kernels were the faster (with them and the written-out backward the
-# trainer went from 0.61-0.79x to 0.96-1.08x a plain loop at widths 512-1,024:
-# bench/plain_loop.py, docs/performance.md). At 16 or more on both sides MKL's 2-D and batched
-# products, in either orientation, round alike (tests/test_batched.py checks every layer shape
-# of the study's grids bit for bit); below 16 they do not, and narrow layers gain from batching,
-# so they keep the batched products. Must stay >= 16.
+# trainer went from 0.61-0.79x a plain loop at widths 512-1,024 to level with it, a median of
+# 1.02-1.03x: bench/plain_loop.py, docs/performance.md). At 16 or more on both sides MKL's 2-D
+# and batched products, in either orientation, round alike (tests/test_batched.py checks every
+# layer shape of the study's grids bit for bit); below 16 they do not, and narrow layers gain
+# from batching, so they keep the batched products. Must stay >= 16.
 PER_NETWORK_MIN = 128
 
 
@@ -295,18 +307,18 @@ def layer_backward(
     the weight's [K, out, in] layout; autograd's x^T g comes back transposed, and the update then
     read it against the grain (at width 1,024 that took longer than the layer's forward product).
     """
-    weight, views = model.weights[i], model.views[i]
+    weight, views, grad_b = model.weights[i], model.views[i], grad.sum(dim=1)
     if not views:
         grad_w = a.transpose(1, 2).bmm(grad).transpose(1, 2)
         grad_a = grad.bmm(weight) if need_input else None
-        return grad_a, grad_w, grad.sum(dim=1)
+        return grad_a, grad_w, grad_b
     grad_w = model.buffer("grad_w", i, tuple(weight.shape))
     grad_a = model.buffer("grad_a", i, tuple(a.shape)) if need_input else None
     for k, (weight_k, _, _) in enumerate(views):
         torch.mm(grad[k].t(), a[k], out=grad_w[k])
         if grad_a is not None:
             torch.mm(grad[k], weight_k, out=grad_a[k])
-    return grad_a, grad_w, grad.sum(dim=1)
+    return grad_a, grad_w, grad_b
 
 
 _relu_backward = torch.ops.aten.threshold_backward.grad_input  # ReluBackward0's own kernel
@@ -323,12 +335,8 @@ def losses_and_grads(
     :func:`milr.model.relu_mlp`, bit for bit, without autograd's graph, and a wide layer's weight
     gradient comes out in the weight's own layout (:func:`layer_backward`). The gradients are the
     model's reused buffers: valid until its next step."""
-    count = len(model.weights)
-    inputs = [x]
     with torch.no_grad():
-        for i in range(count - 1):
-            inputs.append(layer_forward(model, i, inputs[-1]).clamp_min_(0.0))
-        logits = layer_forward(model, count - 1, inputs[-1])
+        *inputs, logits = model.activations(x, reuse=True)
     logits.requires_grad_(True)
     per_net = F.cross_entropy(
         logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="none"
@@ -337,7 +345,7 @@ def losses_and_grads(
     (grad,) = torch.autograd.grad(losses.sum(), logits)
     weight_grads, bias_grads = [], []  # from the output layer back
     with torch.no_grad():
-        for i in reversed(range(count)):
+        for i in reversed(range(len(inputs))):
             grad_a, grad_w, grad_b = layer_backward(model, i, grad, inputs[i], need_input=i > 0)
             weight_grads.append(grad_w)
             bias_grads.append(grad_b)

@@ -4,9 +4,9 @@ Depth, everywhere in milr (and so in every "depth x width" on an axis or in a fi
 of hidden layers: ``depth = L`` means L affine+ReLU layers of ``width`` units, followed by one
 affine output layer; the network has L + 1 weight matrices.
 
-:func:`relu_mlp` is the one forward pass: :class:`ReLUMLP` runs it on one network's layers, the
-batched trainer on K networks' stacked layers (its training step writes the same pass and its
-backward out, :func:`milr.batched.losses_and_grads`, checked against this one bit for bit).
+:func:`relu_mlp` is the one forward pass: :class:`ReLUMLP` runs it on one network's layers; the
+batched trainer writes the same pass (and its backward) out for K networks' stacked layers
+(:meth:`milr.batched.StackedMLP.activations`), checked against this one bit for bit.
 """
 
 from __future__ import annotations
